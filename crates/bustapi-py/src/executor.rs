@@ -1,0 +1,106 @@
+//! The view executor: a small pool of OS threads that take the GIL and run
+//! Python views, so the async IO threads never wait on Python.
+//!
+//! The engine hands a request over a channel and awaits a oneshot reply; while a
+//! view runs (or sleeps), tokio keeps serving static files and streams.
+
+use crate::convert::{to_view_response, view_error};
+use crate::request::RequestData;
+use bustapi_server::{Dispatcher, Target, ViewFuture, ViewRequest, ViewResponse};
+use http::StatusCode;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use std::collections::HashSet;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+struct Job {
+    request: ViewRequest,
+    reply: oneshot::Sender<ViewResponse>,
+}
+
+/// Runs views on the pool. Dropping it closes the queue and the threads exit.
+pub struct PyDispatcher {
+    queue: mpsc::Sender<Job>,
+    error_codes: HashSet<u16>,
+}
+
+impl PyDispatcher {
+    /// `dispatch` is the Python callable `(RequestData, endpoint, params, error_status) -> (status, headers, body)`.
+    pub fn start(dispatch: Py<PyAny>, threads: usize, error_codes: HashSet<u16>) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let dispatch = Arc::new(dispatch);
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            let dispatch = Arc::clone(&dispatch);
+            std::thread::Builder::new()
+                .name(format!("bustapi-view-{i}"))
+                .spawn(move || worker(&rx, &dispatch))?;
+        }
+        Ok(PyDispatcher { queue: tx, error_codes })
+    }
+}
+
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>, dispatch: &Py<PyAny>) {
+    loop {
+        // The lock is held only while waiting for the next job; the GIL is not.
+        let job = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        if job.reply.is_closed() {
+            continue; // the client went away while the job was queued
+        }
+        let response = run_view(dispatch, &job.request);
+        let _ = job.reply.send(response);
+    }
+}
+
+fn run_view(dispatch: &Py<PyAny>, request: &ViewRequest) -> ViewResponse {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Python::attach(|py| -> PyResult<ViewResponse> {
+            let (endpoint, status) = match request.target {
+                Target::Endpoint(e) => (e as i64, 0u16),
+                Target::Error(s) => (-1, s.as_u16()),
+            };
+            let params = PyTuple::new(
+                py,
+                request.params.iter().map(|(n, v, c)| (n.as_str(), v.as_str(), c.python_kind())),
+            )?;
+            let data = Bound::new(py, RequestData::from_view(request))?;
+            let result = dispatch.bind(py).call1((data, endpoint, params, status))?;
+            to_view_response(py, &result)
+        })
+    }));
+    match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => {
+            Python::attach(|py| err.print(py));
+            view_error(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        Err(_) => {
+            tracing::error!("panic in the view bridge; answered 500");
+            view_error(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+impl Dispatcher for PyDispatcher {
+    fn dispatch(&self, request: ViewRequest) -> ViewFuture {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.queue.send(Job { request, reply }).is_ok();
+        Box::pin(async move {
+            if !queued {
+                return view_error(StatusCode::SERVICE_UNAVAILABLE);
+            }
+            answer.await.unwrap_or_else(|_| view_error(StatusCode::INTERNAL_SERVER_ERROR))
+        })
+    }
+
+    fn handles_error(&self, status: StatusCode) -> bool {
+        self.error_codes.contains(&status.as_u16())
+    }
+}

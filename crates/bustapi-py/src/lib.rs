@@ -1,0 +1,25 @@
+//! PyO3 bindings: the `bustapi._core` extension module.
+//!
+//! This layer only translates: Python routes and settings into a
+//! `bustapi_server::Engine`, requests into `RequestData`, and Python return values
+//! into engine responses. Views run on a dedicated thread pool ([`executor`]);
+//! all IO happens with the GIL released.
+
+mod app;
+mod convert;
+mod executor;
+mod file_spec;
+mod request;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<app::CoreApp>()?;
+    m.add_class::<app::Listener>()?;
+    m.add_class::<app::ServerHandle>()?;
+    m.add_class::<file_spec::PyFileSpec>()?;
+    m.add_class::<request::RequestData>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

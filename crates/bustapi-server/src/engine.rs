@@ -1,0 +1,252 @@
+//! The request path: static mounts, routing, body limits, dispatch, and turning a
+//! view's answer into an HTTP response.
+//!
+//! Sockets and the test client both call [`Engine::handle`], so what a test sees
+//! is what a browser gets.
+
+use crate::body::Body;
+use crate::dispatch::{Dispatcher, Target, ViewBody, ViewRequest, ViewResponse};
+use crate::errors;
+use crate::file_response::{serve_spec, serve_static, StaticMount};
+use crate::router::{Match, Router};
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::{ALLOW, CONTENT_LENGTH, LOCATION};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Engine limits and timeouts. Defaults are documented in the README.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest accepted request body; larger ones get 413 before being read.
+    pub max_body_size: u64,
+    /// Time allowed for a request's header to arrive (slowloris defence).
+    pub header_read_timeout: Duration,
+    /// Bound on the graceful-shutdown wait for in-flight responses.
+    pub shutdown_timeout: Duration,
+    /// Largest request head hyper buffers (431 beyond).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body_size: 16 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+pub struct Engine {
+    router: Router,
+    statics: Vec<StaticMount>,
+    dispatcher: Arc<dyn Dispatcher>,
+    pub config: Config,
+}
+
+impl Engine {
+    pub fn new(
+        router: Router,
+        statics: Vec<StaticMount>,
+        dispatcher: Arc<dyn Dispatcher>,
+        config: Config,
+    ) -> Self {
+        Engine { router, statics, dispatcher, config }
+    }
+
+    /// Answers one request. Never fails and never panics outward: a panic inside is
+    /// logged and becomes a 500 for this request only.
+    pub async fn handle<B>(&self, req: Request<B>, remote: Option<SocketAddr>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        match AssertUnwindSafe(self.route(req, remote)).catch_unwind().await {
+            Ok(response) => response,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!("panic while handling a request: {what}");
+                errors::plain(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    async fn route<B>(&self, req: Request<B>, remote: Option<SocketAddr>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let path = req.uri().path();
+        if !path.starts_with('/') {
+            if req.method() == Method::OPTIONS && path == "*" {
+                return allow_response(StatusCode::OK, "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE");
+            }
+            return errors::plain_with(StatusCode::BAD_REQUEST, "the request target must be an absolute path");
+        }
+        if let Some(resp) = self.try_static(&req).await {
+            return resp;
+        }
+        match self.router.lookup(req.method(), path) {
+            Match::Found { endpoint, params } => {
+                let method = req.method().clone();
+                let (parts, body) = req.into_parts();
+                let body = match self.read_body(&parts.headers, body).await {
+                    Ok(b) => b,
+                    Err(status) => return self.error(status, None, parts, remote).await,
+                };
+                let request = ViewRequest {
+                    target: Target::Endpoint(endpoint),
+                    method: parts.method,
+                    uri: parts.uri,
+                    version: parts.version,
+                    headers: Arc::new(parts.headers),
+                    body,
+                    remote_addr: remote,
+                    params,
+                };
+                let headers = Arc::clone(&request.headers);
+                let answer = self.dispatcher.dispatch(request).await;
+                finish(&method, &headers, answer).await
+            }
+            Match::Options(allow) => allow_response(StatusCode::OK, &allow),
+            Match::RedirectSlash => {
+                let mut target = format!("{path}/");
+                if let Some(q) = req.uri().query() {
+                    target.push('?');
+                    target.push_str(q);
+                }
+                let mut r = errors::plain_with(StatusCode::PERMANENT_REDIRECT, "");
+                if let Ok(v) = HeaderValue::from_str(&target) {
+                    r.headers_mut().insert(LOCATION, v);
+                }
+                r
+            }
+            Match::MethodNotAllowed(allow) => {
+                let (parts, _) = req.into_parts();
+                self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote).await
+            }
+            Match::NotFound => {
+                let (parts, _) = req.into_parts();
+                self.error(StatusCode::NOT_FOUND, None, parts, remote).await
+            }
+        }
+    }
+
+    async fn try_static<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
+        let path = req.uri().path();
+        let mount = self.statics.iter().find(|m| {
+            path.strip_prefix(m.prefix.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        })?;
+        let rest = &path[mount.prefix.len() + 1..];
+        let method = req.method();
+        Some(if method == Method::GET || method == Method::HEAD {
+            serve_static(mount, method, req.headers(), rest).await
+        } else if method == Method::OPTIONS {
+            allow_response(StatusCode::OK, "GET, HEAD, OPTIONS")
+        } else {
+            let mut r = errors::plain(StatusCode::METHOD_NOT_ALLOWED);
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            r
+        })
+    }
+
+    /// Reads the whole body within `max_body_size`; the declared length is checked
+    /// first so an oversized upload is refused before a byte of it is read.
+    async fn read_body<B>(&self, headers: &HeaderMap, body: B) -> Result<Bytes, StatusCode>
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let limit = self.config.max_body_size;
+        if let Some(len) = headers.get(CONTENT_LENGTH) {
+            match len.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+                Some(n) if n > limit => return Err(StatusCode::PAYLOAD_TOO_LARGE),
+                Some(_) => {}
+                None => return Err(StatusCode::BAD_REQUEST),
+            }
+        }
+        let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+        match limited.collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(StatusCode::PAYLOAD_TOO_LARGE),
+            Err(_) => Err(StatusCode::BAD_REQUEST),
+        }
+    }
+
+    /// An engine-detected error, rendered by the application's handler when it has one.
+    async fn error(
+        &self,
+        status: StatusCode,
+        allow: Option<&str>,
+        parts: http::request::Parts,
+        remote: Option<SocketAddr>,
+    ) -> Response<Body> {
+        let mut response = if self.dispatcher.handles_error(status) {
+            let method = parts.method.clone();
+            let headers = Arc::new(parts.headers);
+            let request = ViewRequest {
+                target: Target::Error(status),
+                method: parts.method,
+                uri: parts.uri,
+                version: parts.version,
+                headers: Arc::clone(&headers),
+                body: Bytes::new(),
+                remote_addr: remote,
+                params: Vec::new(),
+            };
+            finish(&method, &headers, self.dispatcher.dispatch(request).await).await
+        } else {
+            let mut r = errors::plain(status);
+            if parts.method == Method::HEAD {
+                *r.body_mut() = Body::Empty;
+            }
+            r
+        };
+        if let Some(allow) = allow.and_then(|a| HeaderValue::from_str(a).ok()) {
+            response.headers_mut().insert(ALLOW, allow);
+        }
+        response
+    }
+}
+
+fn allow_response(status: StatusCode, allow: &str) -> Response<Body> {
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(allow) {
+        r.headers_mut().insert(ALLOW, v);
+    }
+    r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+/// Turns a view's answer into the response: bytes get an exact Content-Length
+/// (HEAD keeps it and drops the body), files go through `bustapi-files`.
+async fn finish(method: &Method, request_headers: &HeaderMap, answer: ViewResponse) -> Response<Body> {
+    let ViewResponse { status, mut headers, body } = answer;
+    match body {
+        ViewBody::Bytes(bytes) => {
+            let bodyless = *method == Method::HEAD
+                || status.is_informational()
+                || status == StatusCode::NO_CONTENT
+                || status == StatusCode::NOT_MODIFIED;
+            if !(status == StatusCode::NO_CONTENT || status.is_informational()) {
+                headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            }
+            let mut r = Response::new(if bodyless { Body::Empty } else { Body::full(bytes) });
+            *r.status_mut() = status;
+            *r.headers_mut() = headers;
+            r
+        }
+        ViewBody::File(spec) => serve_spec(method, request_headers, *spec, status, headers).await,
+    }
+}

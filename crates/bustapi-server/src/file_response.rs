@@ -1,0 +1,279 @@
+//! Serving a file: open and stat off the IO threads, let `bustapi-files` decide
+//! (conditions, ranges), then stream exactly the plan.
+//!
+//! Static mounts and file-returning views both end here, so a file gets the same
+//! RFC 9110 behaviour whichever way it was asked for.
+
+use crate::body::Body;
+use bustapi_files::{
+    content_disposition, content_type, decide, open::file_meta, open_file, resolve, resolve_url_path,
+    validators, DispositionType, FileBody, FileMeta, OpenError, Options, PathError, PathPolicy,
+    Representation, Source,
+};
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Where the bytes of a file response come from.
+pub enum FileSource {
+    /// A path opened as given (the application chose it: `send_file`).
+    Path(PathBuf),
+    /// A path relative to a root, resolved safely (`send_from_directory`).
+    Under { root: PathBuf, rel: String },
+    /// A descriptor the application already opened.
+    Open(std::fs::File),
+    /// Bytes held in memory (a `BytesIO`).
+    Bytes(Bytes),
+}
+
+/// A validator that can be derived from the file, switched off, or given.
+#[derive(Clone, Debug, Default)]
+pub enum Validator<T> {
+    #[default]
+    Auto,
+    Off,
+    Set(T),
+}
+
+/// A view's description of a file response; the engine does the rest.
+pub struct FileSpec {
+    pub source: FileSource,
+    /// Explicit media type; otherwise guessed from `type_hint_name` or the path.
+    pub content_type: Option<HeaderValue>,
+    /// A name to guess the type from when the source has none (download name).
+    pub type_hint_name: Option<String>,
+    pub disposition: Option<(DispositionType, Option<String>)>,
+    /// Evaluate `If-*` and `Range`; `false` always sends the whole file with 200.
+    pub conditional: bool,
+    pub etag: Validator<HeaderValue>,
+    pub last_modified: Validator<SystemTime>,
+    /// `Some(n)`: `public, max-age=n`; `None`: `no-cache` (revalidate with the validators).
+    pub max_age: Option<u64>,
+}
+
+impl FileSpec {
+    pub fn path(path: impl Into<PathBuf>) -> Self {
+        FileSpec {
+            source: FileSource::Path(path.into()),
+            content_type: None,
+            type_hint_name: None,
+            disposition: None,
+            conditional: true,
+            etag: Validator::Auto,
+            last_modified: Validator::Auto,
+            max_age: None,
+        }
+    }
+}
+
+/// Per-mount policy of a static folder.
+pub struct StaticMount {
+    /// URL prefix without trailing slash, e.g. `/static`.
+    pub prefix: String,
+    /// Canonical root directory.
+    pub root: PathBuf,
+    pub policy: PathPolicy,
+    pub max_age: Option<u64>,
+}
+
+struct Opened {
+    source: Source,
+    meta: FileMeta,
+    name: Option<PathBuf>,
+}
+
+fn open_error_response(err: OpenError) -> Response<Body> {
+    match err {
+        OpenError::Io(e) => {
+            tracing::error!("file open failed: {e}");
+            crate::errors::plain(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        other => crate::errors::plain(other.status()),
+    }
+}
+
+fn path_error_response(err: PathError) -> Response<Body> {
+    match err {
+        PathError::BadRequest(why) => crate::errors::plain_with(StatusCode::BAD_REQUEST, why),
+        other => crate::errors::plain(other.status()),
+    }
+}
+
+enum OpenFailure {
+    Path(PathError),
+    Open(OpenError),
+}
+
+impl From<PathError> for OpenFailure {
+    fn from(e: PathError) -> Self {
+        OpenFailure::Path(e)
+    }
+}
+impl From<OpenError> for OpenFailure {
+    fn from(e: OpenError) -> Self {
+        OpenFailure::Open(e)
+    }
+}
+
+fn open_path(path: PathBuf) -> Result<Opened, OpenFailure> {
+    let (file, meta) = open_file(&path)?;
+    Ok(Opened { source: Source::File(Arc::new(file)), meta, name: Some(path) })
+}
+
+fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFailure> {
+    match source {
+        FileSource::Path(p) => open_path(p),
+        FileSource::Under { root, rel } => open_path(resolve(&root, &rel, policy)?),
+        FileSource::Open(file) => {
+            let meta = file.metadata().map_err(OpenError::Io)?;
+            let meta = file_meta(&meta);
+            if meta.is_dir {
+                return Err(OpenError::IsDirectory.into());
+            }
+            Ok(Opened { source: Source::File(Arc::new(file)), meta, name: None })
+        }
+        FileSource::Bytes(b) => Ok(Opened {
+            meta: FileMeta { len: b.len() as u64, modified: None, is_dir: false },
+            source: Source::Bytes(b),
+            name: None,
+        }),
+    }
+}
+
+/// Runs blocking filesystem work on tokio's blocking pool; never on an IO thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| std::io::Error::other(format!("blocking task failed: {e}")))
+}
+
+fn failure_response(f: OpenFailure) -> Response<Body> {
+    match f {
+        OpenFailure::Path(e) => path_error_response(e),
+        OpenFailure::Open(e) => open_error_response(e),
+    }
+}
+
+/// Serves `raw_rest` (still percent-encoded, after the mount prefix) from a static mount.
+pub async fn serve_static(
+    mount: &StaticMount,
+    method: &Method,
+    request_headers: &HeaderMap,
+    raw_rest: &str,
+) -> Response<Body> {
+    let root = mount.root.clone();
+    let policy = mount.policy.clone();
+    let rest = raw_rest.to_string();
+    let opened = blocking(move || -> Result<Opened, OpenFailure> {
+        open_path(resolve_url_path(&root, &rest, &policy)?)
+    })
+    .await;
+    let opened = match opened {
+        Ok(Ok(o)) => o,
+        Ok(Err(f)) => return failure_response(f),
+        Err(e) => return open_error_response(OpenError::Io(e)),
+    };
+    let mut extra = HeaderMap::new();
+    extra.insert(CACHE_CONTROL, cache_control(mount.max_age));
+    let content_type = opened
+        .name
+        .as_deref()
+        .map(content_type::guess)
+        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+    let rep = representation(&opened, content_type, &Validator::Auto, &Validator::Auto, extra);
+    plan_response(method, request_headers, opened.source, rep, StatusCode::OK, true)
+}
+
+/// Serves a file a view described. `status` and `headers` come from the view.
+pub async fn serve_spec(
+    method: &Method,
+    request_headers: &HeaderMap,
+    spec: FileSpec,
+    status: StatusCode,
+    mut headers: HeaderMap,
+) -> Response<Body> {
+    let FileSpec {
+        source,
+        content_type: explicit_type,
+        type_hint_name,
+        disposition,
+        conditional,
+        etag,
+        last_modified,
+        max_age,
+    } = spec;
+    let opened = blocking(move || open_source(source, &PathPolicy::default())).await;
+    let opened = match opened {
+        Ok(Ok(o)) => o,
+        Ok(Err(f)) => return failure_response(f),
+        Err(e) => return open_error_response(OpenError::Io(e)),
+    };
+    let content_type = explicit_type
+        .or_else(|| headers.remove(CONTENT_TYPE))
+        .or_else(|| type_hint_name.as_deref().map(content_type::guess_str))
+        .or_else(|| opened.name.as_deref().map(content_type::guess))
+        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+    if let Some((kind, name)) = disposition {
+        headers.insert(CONTENT_DISPOSITION, content_disposition(kind, name.as_deref()));
+    }
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, cache_control(max_age));
+    }
+    let rep = representation(&opened, content_type, &etag, &last_modified, headers);
+    // A non-200 status chosen by the view is not a representation of the file that
+    // ranges or validators could refer to: send it whole, as asked.
+    let evaluate = conditional && status == StatusCode::OK;
+    plan_response(method, request_headers, opened.source, rep, status, evaluate)
+}
+
+fn cache_control(max_age: Option<u64>) -> HeaderValue {
+    match max_age {
+        Some(0) | None => HeaderValue::from_static("no-cache"),
+        Some(n) => HeaderValue::from_str(&format!("public, max-age={n}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
+    }
+}
+
+fn representation(
+    opened: &Opened,
+    content_type: HeaderValue,
+    etag: &Validator<HeaderValue>,
+    last_modified: &Validator<SystemTime>,
+    extra_headers: HeaderMap,
+) -> Representation {
+    let is_file = matches!(opened.source, Source::File(_));
+    let last_modified = match last_modified {
+        Validator::Auto => opened.meta.modified,
+        Validator::Off => None,
+        Validator::Set(t) => Some(*t),
+    };
+    let etag = match etag {
+        // Bytes in memory have no stable identity to derive a validator from.
+        Validator::Auto if is_file => Some(validators::strong_etag(opened.meta.len, opened.meta.modified)),
+        Validator::Auto | Validator::Off => None,
+        Validator::Set(v) => Some(v.clone()),
+    };
+    Representation { len: opened.meta.len, last_modified, etag, content_type, extra_headers }
+}
+
+fn plan_response(
+    method: &Method,
+    request_headers: &HeaderMap,
+    source: Source,
+    rep: Representation,
+    status: StatusCode,
+    evaluate: bool,
+) -> Response<Body> {
+    let opts = Options { conditional: evaluate, ranges: evaluate, ..Options::default() };
+    let plan = decide(method, request_headers, &rep, &opts);
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = if plan.status == StatusCode::OK { status } else { plan.status };
+    *response.headers_mut() = plan.headers;
+    if !matches!(plan.body, bustapi_files::BodyPlan::Empty) {
+        *response.body_mut() = Body::File(Box::new(FileBody::new(source, plan.body, rep.len)));
+    }
+    response
+}

@@ -1,0 +1,41 @@
+//! BustAPI's HTTP engine: tokio + hyper 1, a Flask-style router, static mounts,
+//! limits, timeouts and graceful shutdown. It knows nothing of Python.
+//!
+//! An embedder supplies a [`Dispatcher`] that runs application code and answers
+//! with bytes or a [`FileSpec`]; the engine does everything else, including the
+//! full RFC 9110 file semantics from `bustapi-files`.
+//!
+//! ```no_run
+//! use bustapi_server::{Config, Dispatcher, Engine, Router, ViewFuture, ViewRequest, ViewResponse};
+//! use std::sync::Arc;
+//!
+//! struct Hello;
+//! impl Dispatcher for Hello {
+//!     fn dispatch(&self, _req: ViewRequest) -> ViewFuture {
+//!         Box::pin(async { ViewResponse::text(http::StatusCode::OK, "hello") })
+//!     }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let mut router = Router::new();
+//! router.add("/", &[http::Method::GET], 0).unwrap();
+//! let engine = Arc::new(Engine::new(router, vec![], Arc::new(Hello), Config::default()));
+//! let listener = bustapi_server::bind("127.0.0.1:8000".parse().unwrap(), false)?;
+//! bustapi_server::serve(engine, listener, std::future::pending()).await
+//! # }
+//! ```
+
+pub mod body;
+pub mod dispatch;
+pub mod engine;
+pub mod errors;
+pub mod file_response;
+pub mod router;
+pub mod serve;
+
+pub use body::Body;
+pub use dispatch::{Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse};
+pub use engine::{Config, Engine};
+pub use file_response::{FileSource, FileSpec, StaticMount, Validator};
+pub use router::{Converter, Match, Router, RuleError};
+pub use serve::{bind, serve};

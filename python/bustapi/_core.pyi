@@ -1,0 +1,67 @@
+"""Type stubs for the Rust extension module ``bustapi._core`` (internal API)."""
+
+from os import PathLike
+from typing import Any, Callable, Optional, Union
+
+__version__: str
+
+class RequestData:
+    method: str
+    raw_path: str
+    query_string: str
+    http_version: str
+    remote_addr: Optional[str]
+    remote_port: Optional[int]
+    body: bytes
+    def header_items(self) -> list[tuple[str, str]]: ...
+    def header(self, name: str) -> Optional[str]: ...
+
+class FileSpec:
+    def __init__(
+        self,
+        *,
+        path: Union[str, PathLike[str], None] = None,
+        root: Union[str, PathLike[str], None] = None,
+        rel: Optional[str] = None,
+        fd: Optional[int] = None,
+        data: Optional[bytes] = None,
+        content_type: Optional[str] = None,
+        type_hint_name: Optional[str] = None,
+        disposition: Optional[str] = None,
+        filename: Optional[str] = None,
+        conditional: bool = True,
+        etag: Optional[str] = None,
+        use_etag: bool = True,
+        last_modified: Optional[float] = None,
+        use_last_modified: bool = True,
+        max_age: Optional[int] = None,
+    ) -> None: ...
+
+class Listener:
+    port: int
+    host: str
+
+class ServerHandle:
+    def stop(self) -> None: ...
+
+class CoreApp:
+    def __init__(self, dispatch: Callable[..., Any], view_threads: int = 16) -> None: ...
+    def add_route(self, rule: str, methods: list[str], endpoint: int) -> None: ...
+    def add_static(self, url_prefix: str, folder: Union[str, PathLike[str]], max_age: Optional[int] = None) -> None: ...
+    def set_error_codes(self, codes: list[int]) -> None: ...
+    def configure(
+        self,
+        *,
+        max_body_size: Optional[int] = None,
+        header_read_timeout: Optional[float] = None,
+        shutdown_timeout: Optional[float] = None,
+        max_header_bytes: Optional[int] = None,
+        view_threads: Optional[int] = None,
+    ) -> None: ...
+    @staticmethod
+    def bind(host: str, port: int, reuse_port: bool = False) -> Listener: ...
+    def serve(self, listener: Listener, io_threads: int = 2) -> None: ...
+    def start(self, listener: Listener, io_threads: int = 2) -> ServerHandle: ...
+    def test_request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, remote_addr: str = ...
+    ) -> tuple[int, list[tuple[str, str]], bytes]: ...

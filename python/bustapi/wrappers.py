@@ -1,0 +1,358 @@
+"""``Request`` and ``Response``: what a view reads and what it may return."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json as _json
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any, Optional, Union
+from urllib.parse import parse_qsl, unquote
+
+from .datastructures import Headers, MultiDict
+from .exceptions import BadRequest
+
+if TYPE_CHECKING:
+    from ._core import RequestData
+
+HeadersLike = Union[Headers, Mapping[str, Any], Iterable[tuple[str, Any]]]
+
+
+def _json_default(obj: Any) -> Any:
+    import dataclasses
+    import decimal
+    import uuid
+
+    if isinstance(obj, _dt.datetime):
+        return obj.isoformat()
+    if isinstance(obj, _dt.date):
+        return obj.isoformat()
+    if isinstance(obj, (uuid.UUID, decimal.Decimal)):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "__html__"):
+        return str(obj.__html__())
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def dumps_json(obj: Any) -> bytes:
+    """Compact JSON with a trailing newline, as Flask's ``jsonify`` produces."""
+    return (_json.dumps(obj, separators=(",", ":"), default=_json_default, ensure_ascii=False) + "\n").encode()
+
+
+class Request:
+    """The request being handled, available as :data:`bustapi.request` in a view."""
+
+    def __init__(self, data: RequestData, app: Any = None) -> None:
+        self._data = data
+        self.app = app
+        self._headers: Optional[Headers] = None
+        self._args: Optional[MultiDict] = None
+        self._form: Optional[MultiDict] = None
+        self._cookies: Optional[dict[str, str]] = None
+        self._json: Any = _UNSET
+        self.view_args: dict[str, Any] = {}
+
+    @property
+    def method(self) -> str:
+        return self._data.method
+
+    @property
+    def path(self) -> str:
+        """The percent-decoded path, e.g. ``/files/a b.txt``."""
+        return unquote(self._data.raw_path)
+
+    @property
+    def raw_path(self) -> str:
+        return self._data.raw_path
+
+    @property
+    def query_string(self) -> bytes:
+        return self._data.query_string.encode("latin-1", "replace")
+
+    @property
+    def full_path(self) -> str:
+        """Path and query, always with a ``?`` as in Flask: ``/a?x=1`` or ``/a?``."""
+        return f"{self.path}?{self._data.query_string}"
+
+    @property
+    def scheme(self) -> str:
+        return "http"
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("Host", "")
+
+    @property
+    def host_url(self) -> str:
+        return f"{self.scheme}://{self.host}/"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}{self._data.raw_path}"
+
+    @property
+    def url(self) -> str:
+        q = self._data.query_string
+        return self.base_url + (f"?{q}" if q else "")
+
+    @property
+    def environ_protocol(self) -> str:
+        return self._data.http_version
+
+    @property
+    def headers(self) -> Headers:
+        """Case-insensitive request headers."""
+        if self._headers is None:
+            self._headers = Headers(self._data.header_items())
+        return self._headers
+
+    @property
+    def args(self) -> MultiDict:
+        """Query-string parameters (``?a=1&a=2`` → ``getlist("a") == ["1", "2"]``)."""
+        if self._args is None:
+            self._args = MultiDict(parse_qsl(self._data.query_string, keep_blank_values=True))
+        return self._args
+
+    @property
+    def data(self) -> bytes:
+        """The raw request body."""
+        return self._data.body
+
+    def get_data(self, as_text: bool = False) -> Union[bytes, str]:
+        body = self._data.body
+        return body.decode("utf-8", "replace") if as_text else body
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    @property
+    def mimetype(self) -> str:
+        return self.content_type.split(";", 1)[0].strip().lower()
+
+    @property
+    def content_length(self) -> Optional[int]:
+        return self.headers.get("Content-Length", type=int)
+
+    @property
+    def is_json(self) -> bool:
+        mt = self.mimetype
+        return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+
+    def get_json(self, force: bool = False, silent: bool = False) -> Any:
+        """The body parsed as JSON, or ``None`` if the content type is not JSON.
+
+        Malformed JSON raises ``BadRequest`` (400) unless ``silent=True``.
+        """
+        if self._json is not _UNSET and not force:
+            return self._json
+        if not (force or self.is_json):
+            return None
+        try:
+            value = _json.loads(self._data.body or b"null")
+        except ValueError as e:
+            if silent:
+                return None
+            raise BadRequest(f"Failed to decode JSON object: {e}") from None
+        self._json = value
+        return value
+
+    @property
+    def json(self) -> Any:
+        return self.get_json()
+
+    @property
+    def form(self) -> MultiDict:
+        """Fields of an ``application/x-www-form-urlencoded`` body."""
+        if self._form is None:
+            if self.mimetype == "application/x-www-form-urlencoded":
+                text = self._data.body.decode("utf-8", "replace")
+                self._form = MultiDict(parse_qsl(text, keep_blank_values=True))
+            else:
+                self._form = MultiDict()
+        return self._form
+
+    @property
+    def values(self) -> MultiDict:
+        return MultiDict(list(self.args.items(multi=True)) + list(self.form.items(multi=True)))
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            jar: SimpleCookie = SimpleCookie()
+            for raw in self.headers.getlist("Cookie"):
+                try:
+                    jar.load(raw)
+                except Exception:  # a malformed cookie header is ignored, as browsers do
+                    continue
+            self._cookies = {k: m.value for k, m in jar.items()}
+        return self._cookies
+
+    @property
+    def remote_addr(self) -> Optional[str]:
+        return self._data.remote_addr
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url!r}>"
+
+
+_UNSET: Any = object()
+
+
+class Response:
+    """An HTTP response a view can build and return.
+
+    >>> Response("created", status=201, headers={"X-Id": "7"}, mimetype="text/plain").status
+    '201 CREATED'
+    """
+
+    default_mimetype: Optional[str] = "text/html"
+    default_status = 200
+
+    def __init__(
+        self,
+        response: Union[str, bytes, None] = None,
+        status: Union[int, str, HTTPStatus, None] = None,
+        headers: Optional[HeadersLike] = None,
+        mimetype: Optional[str] = None,
+        content_type: Optional[str] = None,
+    ) -> None:
+        self.headers = headers.copy() if isinstance(headers, Headers) else Headers(headers)
+        self.status_code = self.default_status if status is None else _status_code(status)
+        if content_type is None:
+            mt = mimetype or (None if "Content-Type" in self.headers else self.default_mimetype)
+            if mt is not None:
+                content_type = _with_charset(mt)
+        if content_type is not None:
+            self.headers.set("Content-Type", content_type)
+        self._body = b""
+        if response is not None:
+            self.set_data(response)
+
+    @property
+    def status(self) -> str:
+        try:
+            return f"{self.status_code} {HTTPStatus(self.status_code).phrase.upper()}"
+        except ValueError:
+            return f"{self.status_code} UNKNOWN"
+
+    @status.setter
+    def status(self, value: Union[int, str, HTTPStatus]) -> None:
+        self.status_code = _status_code(value)
+
+    def set_data(self, value: Union[str, bytes, bytearray, memoryview]) -> None:
+        if isinstance(value, str):
+            self._body = value.encode("utf-8")
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            self._body = bytes(value)
+        else:
+            raise TypeError(f"response body must be str or bytes, not {type(value).__name__}")
+
+    def get_data(self, as_text: bool = False) -> Union[bytes, str]:
+        return self._body.decode("utf-8", "replace") if as_text else self._body
+
+    @property
+    def data(self) -> bytes:
+        return self._body
+
+    @data.setter
+    def data(self, value: Union[str, bytes]) -> None:
+        self.set_data(value)
+
+    @property
+    def content_type(self) -> Optional[str]:
+        return self.headers.get("Content-Type")
+
+    @content_type.setter
+    def content_type(self, value: str) -> None:
+        self.headers.set("Content-Type", value)
+
+    @property
+    def mimetype(self) -> Optional[str]:
+        ct = self.content_type
+        return ct.split(";", 1)[0].strip() if ct else None
+
+    @mimetype.setter
+    def mimetype(self, value: str) -> None:
+        self.headers.set("Content-Type", _with_charset(value))
+
+    @property
+    def location(self) -> Optional[str]:
+        return self.headers.get("Location")
+
+    def get_json(self) -> Any:
+        return _json.loads(self._body)
+
+    @property
+    def json(self) -> Any:
+        return self.get_json()
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: Optional[int] = None,
+        expires: Optional[Union[_dt.datetime, int, float]] = None,
+        path: Optional[str] = "/",
+        domain: Optional[str] = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Optional[str] = None,
+    ) -> None:
+        """Adds a ``Set-Cookie`` header (values are quoted as needed, never raw CR/LF)."""
+        jar: SimpleCookie = SimpleCookie()
+        jar[key] = value
+        morsel = jar[key]
+        if max_age is not None:
+            morsel["max-age"] = str(int(max_age))
+        if expires is not None:
+            if isinstance(expires, (int, float)):
+                expires = _dt.datetime.fromtimestamp(expires, tz=_dt.timezone.utc)
+            morsel["expires"] = expires.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        if path:
+            morsel["path"] = path
+        if domain:
+            morsel["domain"] = domain
+        if secure:
+            morsel["secure"] = True
+        if httponly:
+            morsel["httponly"] = True
+        if samesite:
+            morsel["samesite"] = samesite
+        self.headers.add("Set-Cookie", morsel.OutputString())
+
+    def delete_cookie(self, key: str, path: str = "/", domain: Optional[str] = None) -> None:
+        self.set_cookie(key, "", max_age=0, expires=0, path=path, domain=domain)
+
+    def _parts(self) -> tuple[int, list[tuple[str, str]], Any]:
+        """``(status, headers, body)`` as the engine consumes it."""
+        return self.status_code, self.headers.items(), self._body
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.status_code}]>"
+
+
+def _status_code(status: Union[int, str, HTTPStatus]) -> int:
+    if isinstance(status, bool):
+        raise TypeError("status must be an int or a string like '200 OK'")
+    if isinstance(status, int):
+        code = int(status)
+    elif isinstance(status, str) and status.strip()[:3].isdigit():
+        code = int(status.strip()[:3])
+    else:
+        raise TypeError(f"invalid status {status!r}")
+    if not 100 <= code <= 999:
+        raise ValueError(f"invalid HTTP status code {code}")
+    return code
+
+
+def _with_charset(mimetype: str) -> str:
+    if "charset=" in mimetype:
+        return mimetype
+    mt = mimetype.lower()
+    if mt.startswith("text/") or mt in ("application/xml", "application/javascript"):
+        return f"{mimetype}; charset=utf-8"
+    return mimetype
