@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from . import _core
+from .datastructures import Headers
 from .exceptions import HTTPException, InternalServerError, exception_for
 from .globals import _request_var
-from .datastructures import Headers
 from .wrappers import Request, Response, dumps_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,7 +31,9 @@ _CONVERT: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "uuid":
 def _ensure_log_handler() -> None:
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s in bustapi: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s] %(levelname)s in bustapi: %(message)s")
+        )
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
 
@@ -68,7 +70,9 @@ class BustAPI:
         if root_path is None:
             module = sys.modules.get(import_name) if import_name else None
             module_file = getattr(module, "__file__", None)
-            root_path = os.path.dirname(os.path.abspath(module_file)) if module_file else _caller_root()
+            root_path = (
+                os.path.dirname(os.path.abspath(module_file)) if module_file else _caller_root()
+            )
         self.root_path = os.path.abspath(root_path)
         self.debug = False
         self.config: dict[str, Any] = {"DEBUG": False, "MAX_CONTENT_LENGTH": 16 * 1024 * 1024}
@@ -117,7 +121,9 @@ class BustAPI:
         self.view_functions[endpoint] = view_func
         self.url_map.append((rule, endpoint, names))
 
-    def route(self, rule: str, methods: Optional[Iterable[str]] = None, endpoint: Optional[str] = None) -> Callable[[F], F]:
+    def route(
+        self, rule: str, methods: Optional[Iterable[str]] = None, endpoint: Optional[str] = None
+    ) -> Callable[[F], F]:
         """Registers a view: ``@app.route("/user/<int:id>", methods=["GET", "POST"])``.
 
         Converters: ``<name>`` (text without slash), ``<int:n>``, ``<float:x>``,
@@ -155,10 +161,14 @@ class BustAPI:
 
         return decorator
 
-    def register_error_handler(self, code_or_exception: Union[int, type[BaseException]], f: ErrorHandler) -> None:
+    def register_error_handler(
+        self, code_or_exception: Union[int, type[BaseException]], f: ErrorHandler
+    ) -> None:
         if isinstance(code_or_exception, int):
             exception_for(code_or_exception)  # validates the code
-        elif not (isinstance(code_or_exception, type) and issubclass(code_or_exception, BaseException)):
+        elif not (
+            isinstance(code_or_exception, type) and issubclass(code_or_exception, BaseException)
+        ):
             raise TypeError("errorhandler() needs an HTTP status code or an exception class")
         self._error_handlers[code_or_exception] = f
         self._core.set_error_codes([c for c in self._error_handlers if isinstance(c, int)])
@@ -175,7 +185,13 @@ class BustAPI:
 
     # -- dispatch (called by the engine on a view thread) -------------------------
 
-    def _dispatch(self, data: _core.RequestData, endpoint: int, params: tuple[tuple[str, str, str], ...], error_status: int) -> tuple[int, list[tuple[str, str]], Any]:
+    def _dispatch(
+        self,
+        data: _core.RequestData,
+        endpoint: int,
+        params: tuple[tuple[str, str, str], ...],
+        error_status: int,
+    ) -> tuple[int, list[tuple[str, str]], Any]:
         req = Request(data, self)
         token = _request_var.set(req)
         try:
@@ -198,7 +214,9 @@ class BustAPI:
         finally:
             _request_var.reset(token)
 
-    def _run_view(self, req: Request, view: Callable[..., Any], params: tuple[tuple[str, str, str], ...]) -> Any:
+    def _run_view(
+        self, req: Request, view: Callable[..., Any], params: tuple[tuple[str, str, str], ...]
+    ) -> Any:
         kwargs = {}
         for name, value, kind in params:
             convert = _CONVERT.get(kind)
@@ -235,7 +253,9 @@ class BustAPI:
 
     def _internal_error(self, e: BaseException) -> Response:
         if self.debug:
-            body = "500 Internal Server Error\n\n" + "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            body = "500 Internal Server Error\n\n" + "".join(
+                traceback.format_exception(type(e), e, e.__traceback__)
+            )
         else:
             body = "500 Internal Server Error: " + (InternalServerError.description or "") + "\n"
         return Response(body, status=500, mimetype="text/plain")
@@ -278,7 +298,10 @@ class BustAPI:
         io = io_threads or os.cpu_count() or 1
         listener = _core.CoreApp.bind(host, port, reuse_port=workers > 1)
         shown = f"[{host}]" if ":" in host else host
-        print(f" * BustAPI serving on http://{shown}:{listener.port}/ (workers: {workers})", flush=True)
+        print(
+            f" * BustAPI serving on http://{shown}:{listener.port}/ (workers: {workers})",
+            flush=True,
+        )
         print(" * Press CTRL+C to quit", flush=True)
         children = [self._fork_worker(host, listener.port, io) for _ in range(max(1, workers) - 1)]
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -317,7 +340,9 @@ class BustAPI:
         return TestClient(self)
 
     def __call__(self, *args: Any) -> Any:
-        raise TypeError("BustAPI apps are not WSGI apps; start them with app.run() or `python -m bustapi run`")
+        raise TypeError(
+            "BustAPI apps are not WSGI apps; start them with app.run() or `python -m bustapi run`"
+        )
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:

@@ -43,7 +43,9 @@ class MultiDict(Mapping[str, str]):
     @overload
     def get(self, key: str, default: Any = None, type: Callable[[str], T] = ...) -> Any: ...
 
-    def get(self, key: str, default: Any = None, type: Optional[Callable[[str], Any]] = None) -> Any:
+    def get(
+        self, key: str, default: Any = None, type: Optional[Callable[[str], Any]] = None
+    ) -> Any:
         """First value for ``key``; with ``type``, converted (``default`` if that fails)."""
         try:
             value = self[key]
@@ -69,7 +71,7 @@ class MultiDict(Mapping[str, str]):
                 pass
         return out
 
-    def items(self, multi: bool = False) -> Any:  # type: ignore[override]
+    def items(self, multi: bool = False) -> Any:
         if multi:
             return list(self._items)
         return [(k, self[k]) for k in self]
@@ -97,7 +99,9 @@ class Headers:
     can never be used to inject another header.
     """
 
-    def __init__(self, items: Optional[Union[Mapping[str, Any], Iterable[tuple[str, Any]]]] = None) -> None:
+    def __init__(
+        self, items: Optional[Union[Mapping[str, Any], Iterable[tuple[str, Any]]]] = None
+    ) -> None:
         self._items: list[tuple[str, str]] = []
         if items is not None:
             self.extend(items)
@@ -129,7 +133,9 @@ class Headers:
         low = name.lower()
         self._items = [(k, v) for k, v in self._items if k.lower() != low]
 
-    def get(self, name: str, default: Any = None, type: Optional[Callable[[str], Any]] = None) -> Any:
+    def get(
+        self, name: str, default: Any = None, type: Optional[Callable[[str], Any]] = None
+    ) -> Any:
         low = name.lower()
         for k, v in self._items:
             if k.lower() == low:

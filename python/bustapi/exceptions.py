@@ -15,7 +15,9 @@ class HTTPException(Exception):
     code: int = 500
     description: str = ""
 
-    def __init__(self, description: Optional[str] = None, response: Optional[Response] = None) -> None:
+    def __init__(
+        self, description: Optional[str] = None, response: Optional[Response] = None
+    ) -> None:
         super().__init__(description or self.description)
         if description is not None:
             self.description = description
@@ -33,7 +35,11 @@ class HTTPException(Exception):
 
         if self.response is not None:
             return self.response
-        body = f"{self.code} {self.name}: {self.description}\n" if self.description else f"{self.code} {self.name}\n"
+        body = (
+            f"{self.code} {self.name}: {self.description}\n"
+            if self.description
+            else f"{self.code} {self.name}\n"
+        )
         return Response(body, status=self.code, mimetype="text/plain")
 
     def __str__(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import os
-from collections.abc import Mapping
 from typing import IO, Any, Optional, Union
 
 from . import _core
@@ -48,7 +47,9 @@ class FileResponse(Response):
     ) -> None:
         if _spec is None:
             if not isinstance(path, (str, os.PathLike)):
-                raise TypeError(f"FileResponse path must be a str or os.PathLike, not {type(path).__name__}")
+                raise TypeError(
+                    f"FileResponse path must be a str or os.PathLike, not {type(path).__name__}"
+                )
             _check_optional_str("media_type", media_type)
             _check_optional_str("filename", filename)
             if content_disposition_type not in ("attachment", "inline"):
@@ -106,11 +107,15 @@ def _options(
     _check_optional_str("download_name", download_name)
     if not isinstance(etag, (bool, str)):
         raise TypeError("etag must be a bool or a str")
-    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0):
+    if max_age is not None and (
+        isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0
+    ):
         raise TypeError("max_age must be a non-negative int or None")
     name = download_name or default_name
     # Flask's rule: a disposition only when asked for an attachment or given a name.
-    disposition = "attachment" if as_attachment else ("inline" if download_name is not None else None)
+    disposition = (
+        "attachment" if as_attachment else ("inline" if download_name is not None else None)
+    )
     return {
         "content_type": mimetype,
         "type_hint_name": name or None,
@@ -165,10 +170,19 @@ def send_file(
             f"send_file() needs a path or a binary file object, not {type(path_or_file).__name__}"
         )
     opts = _options(
-        mimetype, as_attachment, download_name, conditional, etag, last_modified, max_age, default_name
+        mimetype,
+        as_attachment,
+        download_name,
+        conditional,
+        etag,
+        last_modified,
+        max_age,
+        default_name,
     )
     spec = _core.FileSpec(**source, **opts)
-    return FileResponse(path or default_name, media_type=mimetype, filename=download_name, _spec=spec)
+    return FileResponse(
+        path or default_name, media_type=mimetype, filename=download_name, _spec=spec
+    )
 
 
 def _file_object_source(f: Any) -> dict[str, Any]:
@@ -207,7 +221,13 @@ def send_from_directory(
         raise TypeError("send_from_directory() needs str or os.PathLike arguments")
     rel = os.fspath(path)
     opts = _options(
-        mimetype, as_attachment, download_name, conditional, etag, last_modified, max_age,
+        mimetype,
+        as_attachment,
+        download_name,
+        conditional,
+        etag,
+        last_modified,
+        max_age,
         os.path.basename(rel),
     )
     spec = _core.FileSpec(root=os.path.abspath(os.fspath(directory)), rel=rel, **opts)

@@ -26,8 +26,8 @@ def redirect(location: str, code: int = 302) -> Response:
 
     body = (
         "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n"
-        f'<p>You should be redirected automatically to the target URL: <a href="{escape(location)}">'
-        f"{escape(location)}</a>. If not, click the link.\n"
+        "<p>You should be redirected automatically to the target URL: "
+        f'<a href="{escape(location)}">{escape(location)}</a>. If not, click the link.\n'
     )
     resp = Response(body, status=code, mimetype="text/html")
     resp.headers.set("Location", location)

@@ -93,9 +93,15 @@ class TestClient:
             hdrs.set("Content-Length", str(len(body)))
         hdrs.setdefault("Host", "localhost")
         if query_string:
-            qs = query_string if isinstance(query_string, str) else urlencode(query_string, doseq=True)
+            qs = (
+                query_string
+                if isinstance(query_string, str)
+                else urlencode(query_string, doseq=True)
+            )
             path = f"{path}{'&' if '?' in path else '?'}{qs}"
-        status, out_headers, out_body = self.app._core.test_request(method.upper(), path, hdrs.items(), body)
+        status, out_headers, out_body = self.app._core.test_request(
+            method.upper(), path, hdrs.items(), body
+        )
         return TestResponse(status, out_headers, out_body)
 
     def get(self, path: str, **kw: Any) -> TestResponse:
@@ -133,7 +139,9 @@ class LiveServer:
     ...     urllib.request.urlopen(server.url + "/")
     """
 
-    def __init__(self, app: BustAPI, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    def __init__(
+        self, app: BustAPI, host: str = "127.0.0.1", port: int = 0, **options: Any
+    ) -> None:
         from ._core import CoreApp
 
         self.app = app

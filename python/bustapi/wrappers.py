@@ -39,7 +39,9 @@ def _json_default(obj: Any) -> Any:
 
 def dumps_json(obj: Any) -> bytes:
     """Compact JSON with a trailing newline, as Flask's ``jsonify`` produces."""
-    return (_json.dumps(obj, separators=(",", ":"), default=_json_default, ensure_ascii=False) + "\n").encode()
+    return (
+        _json.dumps(obj, separators=(",", ":"), default=_json_default, ensure_ascii=False) + "\n"
+    ).encode()
 
 
 class Request:

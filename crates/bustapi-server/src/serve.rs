@@ -40,9 +40,7 @@ fn connection_builder(engine: &Engine) -> Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .keep_alive(true)
         .header_read_timeout(engine.config.header_read_timeout)
-        .max_buf_size(engine.config.max_header_bytes.max(8192))
-        // Pipelined requests get their responses flushed together.
-        .pipeline_flush(true);
+        .max_buf_size(engine.config.max_header_bytes.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: what the README's Quick start and CI (.ci/run) both run.
+# Needs only Rust and Python 3; everything else is installed on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "Rust: format, lint, unit + property tests"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
+
+step "Build the extension into .venv"
+"$VENV/bin/maturin" develop --locked -q
+
+step "Python: lint, types"
+"$VENV/bin/ruff" check python tests examples bench
+"$VENV/bin/ruff" format --check python tests examples bench
+"$VENV/bin/mypy" python/bustapi examples
+
+step "Browser for the video tests"
+PYTHON="$VENV/bin/python" bash scripts/install_browser.sh
+
+step "Python: end-to-end tests over real sockets"
+"$VENV/bin/python" -m pytest -q "$@"

@@ -1,0 +1,142 @@
+"""Shared fixtures: real servers on ephemeral ports, and one client interface for
+both real sockets and the in-process test client."""
+
+from __future__ import annotations
+
+import http.client
+import json as _json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import pytest
+from bustapi import BustAPI
+from bustapi.testing import LiveServer
+
+
+@dataclass
+class Result:
+    status: int
+    headers: dict[str, str]  # lower-case names; repeated fields joined with ", "
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return _json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    headers: Optional[dict[str, str]] = None,
+    body: Optional[bytes] = None,
+    host: str = "127.0.0.1",
+    timeout: float = 30,
+) -> Result:
+    """One request over a fresh TCP connection, with no client-side rewriting."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs: dict[str, str] = {}
+        for k, v in resp.getheaders():
+            k = k.lower()
+            hdrs[k] = f"{hdrs[k]}, {v}" if k in hdrs else v
+        return Result(resp.status, hdrs, data)
+    finally:
+        conn.close()
+
+
+def raw_exchange(port: int, payload: bytes, timeout: float = 10) -> bytes:
+    """Writes raw bytes and reads until the server closes (or the timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(payload)
+        chunks = []
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+class Client:
+    """The same calls over a real socket or through ``app.test_client()``."""
+
+    def __init__(self, app: BustAPI, kind: str, port: Optional[int] = None) -> None:
+        self.app, self.kind, self.port = app, kind, port
+
+    def open(
+        self,
+        method: str,
+        path: str,
+        headers: Optional[dict[str, str]] = None,
+        data: Optional[bytes] = None,
+        json: Any = None,
+    ) -> Result:
+        headers = dict(headers or {})
+        if json is not None:
+            data = _json.dumps(json).encode()
+            headers.setdefault("Content-Type", "application/json")
+        if self.kind == "socket":
+            assert self.port is not None
+            return http_request(self.port, method, path, headers, data)
+        r = self.app.test_client().open(path, method, headers=headers, data=data)
+        hdrs: dict[str, str] = {}
+        for k, v in r.headers.items():
+            k = k.lower()
+            hdrs[k] = f"{hdrs[k]}, {v}" if k in hdrs else v
+        return Result(r.status_code, hdrs, r.data)
+
+    def get(self, path: str, **kw: Any) -> Result:
+        return self.open("GET", path, **kw)
+
+    def head(self, path: str, **kw: Any) -> Result:
+        return self.open("HEAD", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Result:
+        return self.open("POST", path, **kw)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., LiveServer]]:
+    """``serve(app)`` starts ``app`` on an ephemeral port; stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def _serve(app: BustAPI, **options: Any) -> LiveServer:
+        server = LiveServer(app, **options).start()
+        servers.append(server)
+        return server
+
+    yield _serve
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture(params=["socket", "test_client"])
+def client_for(
+    request: pytest.FixtureRequest, serve: Callable[..., LiveServer]
+) -> Callable[[BustAPI], Client]:
+    """``client_for(app)``: a :class:`Client` of the parametrised kind."""
+
+    def make(app: BustAPI) -> Client:
+        if request.param == "socket":
+            return Client(app, "socket", serve(app).port)
+        return Client(app, "test_client")
+
+    return make

@@ -1,0 +1,126 @@
+"""HTTP-level behaviour over raw sockets: keep-alive, pipelining, h2c, bad input."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable
+
+import pytest
+from bustapi import BustAPI
+from conftest import raw_exchange
+
+
+@pytest.fixture
+def port(serve: Callable[..., Any]) -> int:
+    app = BustAPI(static_folder=None)
+
+    @app.route("/hello")
+    def hello() -> dict[str, str]:
+        return {"message": "Hello, world!"}
+
+    @app.route("/n/<int:n>")
+    def n(n: int) -> str:
+        return str(n)
+
+    @app.post("/upload")
+    def upload() -> str:
+        return "ok"
+
+    return int(serve(app, max_body_size=1024).port)
+
+
+def read_responses(sock: socket.socket, count: int) -> list[bytes]:
+    """Reads ``count`` responses that carry Content-Length bodies."""
+    buf = b""
+    out = []
+    while len(out) < count:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(out)} responses"
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            assert chunk
+            rest += chunk
+        out.append(head + b"\r\n\r\n" + rest[:length])
+        buf = rest[length:]
+    return out
+
+
+def test_keep_alive_reuses_connection(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for i in range(3):
+            s.sendall(f"GET /n/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            (resp,) = read_responses(s, 1)
+            assert resp.startswith(b"HTTP/1.1 200")
+            assert resp.endswith(str(i).encode())
+
+
+def test_pipelining_answers_in_order(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"".join(f"GET /n/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(5)))
+        responses = read_responses(s, 5)
+    assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in responses] == [str(i).encode() for i in range(5)]
+
+
+def test_http10_closes(port: int) -> None:
+    out = raw_exchange(port, b"GET /hello HTTP/1.0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.0 200") or out.startswith(b"HTTP/1.1 200")
+    assert out.endswith(b'{"message":"Hello, world!"}\n')
+
+
+def test_malformed_request_line_is_400(port: int) -> None:
+    out = raw_exchange(port, b"THIS IS NOT HTTP\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
+
+
+def test_bad_header_is_400(port: int) -> None:
+    out = raw_exchange(port, b"GET /hello HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
+
+
+def test_body_over_limit_is_413_before_reading(port: int) -> None:
+    # Declares 10 MB but sends nothing: the answer must come from the header alone.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        head = s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413")
+
+
+def test_h2c_prior_knowledge(port: int) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(conn.data_to_send())
+        stream = conn.get_next_available_stream_id()
+        conn.send_headers(
+            stream,
+            [(":method", "GET"), (":path", "/hello"), (":scheme", "http"), (":authority", "x")],
+            end_stream=True,
+        )
+        s.sendall(conn.data_to_send())
+        status, body, done = None, b"", False
+        while not done:
+            data = s.recv(65536)
+            assert data, "server closed the h2 connection"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    done = True
+            s.sendall(conn.data_to_send())
+    assert status == b"200"
+    assert body == b'{"message":"Hello, world!"}\n'
