@@ -36,7 +36,9 @@ impl CoreApp {
         }
         let mut router = Router::new();
         for (rule, methods, endpoint) in &self.routes {
-            router.add(rule, methods, *endpoint).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            router
+                .add(rule, methods, *endpoint)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
         }
         let statics = self
             .statics
@@ -48,9 +50,17 @@ impl CoreApp {
                 max_age: *max_age,
             })
             .collect();
-        let dispatcher =
-            PyDispatcher::start(self.dispatch.clone_ref(py), self.view_threads, self.error_codes.clone())?;
-        let engine = Arc::new(Engine::new(router, statics, Arc::new(dispatcher), self.config.clone()));
+        let dispatcher = PyDispatcher::start(
+            self.dispatch.clone_ref(py),
+            self.view_threads,
+            self.error_codes.clone(),
+        )?;
+        let engine = Arc::new(Engine::new(
+            router,
+            statics,
+            Arc::new(dispatcher),
+            self.config.clone(),
+        ));
         self.built = Some(Arc::clone(&engine));
         Ok(engine)
     }
@@ -107,16 +117,25 @@ impl CoreApp {
         // Validate against everything registered so far, so the error points at this call.
         let mut probe = Router::new();
         for (r, m, e) in &self.routes {
-            probe.add(r, m, *e).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            probe
+                .add(r, m, *e)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
         }
-        probe.add(rule, &methods, endpoint).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        probe
+            .add(rule, &methods, endpoint)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         self.routes.push((rule.to_string(), methods, endpoint));
         self.changed();
         Ok(())
     }
 
     #[pyo3(signature = (url_prefix, folder, max_age=None))]
-    fn add_static(&mut self, url_prefix: &str, folder: PathBuf, max_age: Option<u64>) -> PyResult<()> {
+    fn add_static(
+        &mut self,
+        url_prefix: &str,
+        folder: PathBuf,
+        max_age: Option<u64>,
+    ) -> PyResult<()> {
         let prefix = url_prefix.trim_end_matches('/');
         if !prefix.starts_with('/') {
             return Err(PyValueError::new_err("static_url_path must start with '/'"));
@@ -141,7 +160,9 @@ impl CoreApp {
         view_threads: Option<usize>,
     ) -> PyResult<()> {
         let secs = |v: f64, what: &str| {
-            Duration::try_from_secs_f64(v).map_err(|_| PyValueError::new_err(format!("{what} must be a non-negative number of seconds")))
+            Duration::try_from_secs_f64(v).map_err(|_| {
+                PyValueError::new_err(format!("{what} must be a non-negative number of seconds"))
+            })
         };
         if let Some(v) = max_body_size {
             self.config.max_body_size = v;
@@ -174,7 +195,10 @@ impl CoreApp {
         let listener = bustapi_server::bind(addr, reuse_port)
             .map_err(|e| PyOSError::new_err(format!("cannot listen on {addr}: {e}")))?;
         let local = listener.local_addr()?;
-        Ok(Listener { inner: Mutex::new(Some(listener)), addr: local })
+        Ok(Listener {
+            inner: Mutex::new(Some(listener)),
+            addr: local,
+        })
     }
 
     /// Serves until SIGINT/SIGTERM (delivered to Python), then shuts down gracefully.
@@ -207,21 +231,31 @@ impl CoreApp {
 
     /// Starts serving on a background thread; returns a handle to stop it.
     #[pyo3(signature = (listener, io_threads=2))]
-    fn start(&mut self, py: Python<'_>, listener: &Listener, io_threads: usize) -> PyResult<ServerHandle> {
+    fn start(
+        &mut self,
+        py: Python<'_>,
+        listener: &Listener,
+        io_threads: usize,
+    ) -> PyResult<ServerHandle> {
         let engine = self.engine(py)?;
         let socket = listener.take()?;
         let rt = runtime(io_threads)?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("bustapi-server".into()).spawn(move || {
-            let result = rt.block_on(bustapi_server::serve(engine, socket, async {
-                let _ = stop_rx.await;
-            }));
-            if let Err(e) = result {
-                tracing::error!("server stopped with an error: {e}");
-            }
-            rt.shutdown_timeout(Duration::from_secs(1));
-        })?;
-        Ok(ServerHandle { stop: Mutex::new(Some(stop_tx)), thread: Mutex::new(Some(thread)) })
+        let thread = std::thread::Builder::new()
+            .name("bustapi-server".into())
+            .spawn(move || {
+                let result = rt.block_on(bustapi_server::serve(engine, socket, async {
+                    let _ = stop_rx.await;
+                }));
+                if let Err(e) = result {
+                    tracing::error!("server stopped with an error: {e}");
+                }
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        Ok(ServerHandle {
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Runs one request through the same engine a socket uses; returns
@@ -253,7 +287,8 @@ impl CoreApp {
                 (parts, collected)
             })
         });
-        let bytes = collected.map_err(|e| PyOSError::new_err(format!("response body failed: {e}")))?;
+        let bytes =
+            collected.map_err(|e| PyOSError::new_err(format!("response body failed: {e}")))?;
         let header_list = PyList::empty(py);
         for (name, value) in parts.headers.iter() {
             let value: String = match value.to_str() {

@@ -14,11 +14,20 @@ use pyo3::types::{PyBytes, PyTuple};
 
 pub fn view_error(status: StatusCode) -> ViewResponse {
     let reason = status.canonical_reason().unwrap_or("");
-    ViewResponse::text(status, format!("{} {reason}: {}\n", status.as_u16(), bustapi_server::errors::message(status)))
+    ViewResponse::text(
+        status,
+        format!(
+            "{} {reason}: {}\n",
+            status.as_u16(),
+            bustapi_server::errors::message(status)
+        ),
+    )
 }
 
 pub fn to_view_response(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<ViewResponse> {
-    let tuple = result.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("dispatch must return (status, headers, body)"))?;
+    let tuple = result
+        .cast::<PyTuple>()
+        .map_err(|_| PyTypeError::new_err("dispatch must return (status, headers, body)"))?;
     let (status, headers, body): (u16, Bound<'_, PyAny>, Bound<'_, PyAny>) = tuple.extract()?;
     let status = StatusCode::from_u16(status)
         .map_err(|_| PyValueError::new_err(format!("invalid HTTP status code {status}")))?;
@@ -39,7 +48,13 @@ pub fn to_view_response(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<V
         ViewBody::File(Box::new(spec.get().to_spec()?))
     } else {
         let _ = py;
-        return Err(PyTypeError::new_err("response body must be bytes or FileSpec"));
+        return Err(PyTypeError::new_err(
+            "response body must be bytes or FileSpec",
+        ));
     };
-    Ok(ViewResponse { status, headers: map, body })
+    Ok(ViewResponse {
+        status,
+        headers: map,
+        body,
+    })
 }

@@ -28,7 +28,11 @@ pub struct PyDispatcher {
 
 impl PyDispatcher {
     /// `dispatch` is the Python callable `(RequestData, endpoint, params, error_status) -> (status, headers, body)`.
-    pub fn start(dispatch: Py<PyAny>, threads: usize, error_codes: HashSet<u16>) -> std::io::Result<Self> {
+    pub fn start(
+        dispatch: Py<PyAny>,
+        threads: usize,
+        error_codes: HashSet<u16>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let dispatch = Arc::new(dispatch);
@@ -39,7 +43,10 @@ impl PyDispatcher {
                 .name(format!("bustapi-view-{i}"))
                 .spawn(move || worker(&rx, &dispatch))?;
         }
-        Ok(PyDispatcher { queue: tx, error_codes })
+        Ok(PyDispatcher {
+            queue: tx,
+            error_codes,
+        })
     }
 }
 
@@ -68,7 +75,10 @@ fn run_view(dispatch: &Py<PyAny>, request: &ViewRequest) -> ViewResponse {
             };
             let params = PyTuple::new(
                 py,
-                request.params.iter().map(|(n, v, c)| (n.as_str(), v.as_str(), c.python_kind())),
+                request
+                    .params
+                    .iter()
+                    .map(|(n, v, c)| (n.as_str(), v.as_str(), c.python_kind())),
             )?;
             let data = Bound::new(py, RequestData::from_view(request))?;
             let result = dispatch.bind(py).call1((data, endpoint, params, status))?;
@@ -96,7 +106,9 @@ impl Dispatcher for PyDispatcher {
             if !queued {
                 return view_error(StatusCode::SERVICE_UNAVAILABLE);
             }
-            answer.await.unwrap_or_else(|_| view_error(StatusCode::INTERNAL_SERVER_ERROR))
+            answer
+                .await
+                .unwrap_or_else(|_| view_error(StatusCode::INTERNAL_SERVER_ERROR))
         })
     }
 

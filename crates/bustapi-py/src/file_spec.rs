@@ -34,9 +34,12 @@ pub struct PyFileSpec {
 
 fn header_value(what: &str, v: &str) -> PyResult<HeaderValue> {
     if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(PyValueError::new_err(format!("{what} must not contain CR, LF or NUL")));
+        return Err(PyValueError::new_err(format!(
+            "{what} must not contain CR, LF or NUL"
+        )));
     }
-    HeaderValue::from_str(v).map_err(|_| PyValueError::new_err(format!("{what} is not a valid header value: {v:?}")))
+    HeaderValue::from_str(v)
+        .map_err(|_| PyValueError::new_err(format!("{what} is not a valid header value: {v:?}")))
 }
 
 #[pymethods]
@@ -98,7 +101,11 @@ impl PyFileSpec {
             (false, _) => Validator::Off,
             (true, None) => Validator::Auto,
             (true, Some(e)) => {
-                let quoted = if e.starts_with('"') || e.starts_with("W/\"") { e.to_string() } else { format!("\"{e}\"") };
+                let quoted = if e.starts_with('"') || e.starts_with("W/\"") {
+                    e.to_string()
+                } else {
+                    format!("\"{e}\"")
+                };
                 Validator::Set(header_value("etag", &quoted)?)
             }
         };
@@ -108,11 +115,17 @@ impl PyFileSpec {
             (true, Some(ts)) if ts.is_finite() && ts >= 0.0 => {
                 Validator::Set(UNIX_EPOCH + Duration::from_secs_f64(ts))
             }
-            (true, Some(_)) => return Err(PyValueError::new_err("last_modified must be a non-negative timestamp")),
+            (true, Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "last_modified must be a non-negative timestamp",
+                ))
+            }
         };
         Ok(PyFileSpec {
             source,
-            content_type: content_type.map(|c| header_value("mimetype", c)).transpose()?,
+            content_type: content_type
+                .map(|c| header_value("mimetype", c))
+                .transpose()?,
             type_hint_name,
             disposition,
             conditional,
@@ -128,7 +141,10 @@ impl PyFileSpec {
     pub fn to_spec(&self) -> std::io::Result<FileSpec> {
         let source = match &self.source {
             Source::Path(p) => FileSource::Path(p.clone()),
-            Source::Under { root, rel } => FileSource::Under { root: root.clone(), rel: rel.clone() },
+            Source::Under { root, rel } => FileSource::Under {
+                root: root.clone(),
+                rel: rel.clone(),
+            },
             Source::Open(f) => FileSource::Open(f.try_clone()?),
             Source::Bytes(b) => FileSource::Bytes(b.clone()),
         };

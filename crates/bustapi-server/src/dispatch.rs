@@ -54,7 +54,11 @@ impl ViewResponse {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        ViewResponse { status, headers, body: ViewBody::Bytes(text.into()) }
+        ViewResponse {
+            status,
+            headers,
+            body: ViewBody::Bytes(text.into()),
+        }
     }
 }
 

@@ -57,7 +57,12 @@ impl Engine {
         dispatcher: Arc<dyn Dispatcher>,
         config: Config,
     ) -> Self {
-        Engine { router, statics, dispatcher, config }
+        Engine {
+            router,
+            statics,
+            dispatcher,
+            config,
+        }
     }
 
     /// Answers one request. Never fails and never panics outward: a panic inside is
@@ -67,7 +72,10 @@ impl Engine {
         B: http_body::Body<Data = Bytes> + Send,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        match AssertUnwindSafe(self.route(req, remote)).catch_unwind().await {
+        match AssertUnwindSafe(self.route(req, remote))
+            .catch_unwind()
+            .await
+        {
             Ok(response) => response,
             Err(panic) => {
                 let what = panic
@@ -89,9 +97,15 @@ impl Engine {
         let path = req.uri().path();
         if !path.starts_with('/') {
             if req.method() == Method::OPTIONS && path == "*" {
-                return allow_response(StatusCode::OK, "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE");
+                return allow_response(
+                    StatusCode::OK,
+                    "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE",
+                );
             }
-            return errors::plain_with(StatusCode::BAD_REQUEST, "the request target must be an absolute path");
+            return errors::plain_with(
+                StatusCode::BAD_REQUEST,
+                "the request target must be an absolute path",
+            );
         }
         if let Some(resp) = self.try_static(&req).await {
             return resp;
@@ -133,7 +147,8 @@ impl Engine {
             }
             Match::MethodNotAllowed(allow) => {
                 let (parts, _) = req.into_parts();
-                self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote).await
+                self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote)
+                    .await
             }
             Match::NotFound => {
                 let (parts, _) = req.into_parts();
@@ -145,7 +160,8 @@ impl Engine {
     async fn try_static<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
         let path = req.uri().path();
         let mount = self.statics.iter().find(|m| {
-            path.strip_prefix(m.prefix.as_str()).is_some_and(|rest| rest.starts_with('/'))
+            path.strip_prefix(m.prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
         })?;
         let rest = &path[mount.prefix.len() + 1..];
         let method = req.method();
@@ -155,7 +171,8 @@ impl Engine {
             allow_response(StatusCode::OK, "GET, HEAD, OPTIONS")
         } else {
             let mut r = errors::plain(StatusCode::METHOD_NOT_ALLOWED);
-            r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
             r
         })
     }
@@ -178,7 +195,9 @@ impl Engine {
         let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
         match limited.collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(StatusCode::PAYLOAD_TOO_LARGE),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(StatusCode::PAYLOAD_TOO_LARGE)
+            }
             Err(_) => Err(StatusCode::BAD_REQUEST),
         }
     }
@@ -225,14 +244,23 @@ fn allow_response(status: StatusCode, allow: &str) -> Response<Body> {
     if let Ok(v) = HeaderValue::from_str(allow) {
         r.headers_mut().insert(ALLOW, v);
     }
-    r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
     r
 }
 
 /// Turns a view's answer into the response: bytes get an exact Content-Length
 /// (HEAD keeps it and drops the body), files go through `bustapi-files`.
-async fn finish(method: &Method, request_headers: &HeaderMap, answer: ViewResponse) -> Response<Body> {
-    let ViewResponse { status, mut headers, body } = answer;
+async fn finish(
+    method: &Method,
+    request_headers: &HeaderMap,
+    answer: ViewResponse,
+) -> Response<Body> {
+    let ViewResponse {
+        status,
+        mut headers,
+        body,
+    } = answer;
     match body {
         ViewBody::Bytes(bytes) => {
             let bodyless = *method == Method::HEAD
@@ -242,7 +270,11 @@ async fn finish(method: &Method, request_headers: &HeaderMap, answer: ViewRespon
             if !(status == StatusCode::NO_CONTENT || status.is_informational()) {
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             }
-            let mut r = Response::new(if bodyless { Body::Empty } else { Body::full(bytes) });
+            let mut r = Response::new(if bodyless {
+                Body::Empty
+            } else {
+                Body::full(bytes)
+            });
             *r.status_mut() = status;
             *r.headers_mut() = headers;
             r

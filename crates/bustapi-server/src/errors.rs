@@ -38,7 +38,10 @@ pub fn plain_with(status: StatusCode, detail: &str) -> Response<Body> {
     let mut r = Response::new(Body::Empty);
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     *r.body_mut() = Body::full(text);
     r

@@ -6,9 +6,9 @@
 
 use crate::body::Body;
 use bustapi_files::{
-    content_disposition, content_type, decide, open::file_meta, open_file, resolve, resolve_url_path,
-    validators, DispositionType, FileBody, FileMeta, OpenError, Options, PathError, PathPolicy,
-    Representation, Source,
+    content_disposition, content_type, decide, open::file_meta, open_file, resolve,
+    resolve_url_path, validators, DispositionType, FileBody, FileMeta, OpenError, Options,
+    PathError, PathPolicy, Representation, Source,
 };
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -120,7 +120,11 @@ impl From<OpenError> for OpenFailure {
 
 fn open_path(path: PathBuf) -> Result<Opened, OpenFailure> {
     let (file, meta) = open_file(&path)?;
-    Ok(Opened { source: Source::File(Arc::new(file)), meta, name: Some(path) })
+    Ok(Opened {
+        source: Source::File(Arc::new(file)),
+        meta,
+        name: Some(path),
+    })
 }
 
 fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFailure> {
@@ -133,10 +137,18 @@ fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFa
             if meta.is_dir {
                 return Err(OpenError::IsDirectory.into());
             }
-            Ok(Opened { source: Source::File(Arc::new(file)), meta, name: None })
+            Ok(Opened {
+                source: Source::File(Arc::new(file)),
+                meta,
+                name: None,
+            })
         }
         FileSource::Bytes(b) => Ok(Opened {
-            meta: FileMeta { len: b.len() as u64, modified: None, is_dir: false },
+            meta: FileMeta {
+                len: b.len() as u64,
+                modified: None,
+                is_dir: false,
+            },
             source: Source::Bytes(b),
             name: None,
         }),
@@ -183,8 +195,21 @@ pub async fn serve_static(
         .as_deref()
         .map(content_type::guess)
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
-    let rep = representation(&opened, content_type, &Validator::Auto, &Validator::Auto, extra);
-    plan_response(method, request_headers, opened.source, rep, StatusCode::OK, true)
+    let rep = representation(
+        &opened,
+        content_type,
+        &Validator::Auto,
+        &Validator::Auto,
+        extra,
+    );
+    plan_response(
+        method,
+        request_headers,
+        opened.source,
+        rep,
+        StatusCode::OK,
+        true,
+    )
 }
 
 /// Serves a file a view described. `status` and `headers` come from the view.
@@ -217,7 +242,10 @@ pub async fn serve_spec(
         .or_else(|| opened.name.as_deref().map(content_type::guess))
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
     if let Some((kind, name)) = disposition {
-        headers.insert(CONTENT_DISPOSITION, content_disposition(kind, name.as_deref()));
+        headers.insert(
+            CONTENT_DISPOSITION,
+            content_disposition(kind, name.as_deref()),
+        );
     }
     if !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, cache_control(max_age));
@@ -226,7 +254,14 @@ pub async fn serve_spec(
     // A non-200 status chosen by the view is not a representation of the file that
     // ranges or validators could refer to: send it whole, as asked.
     let evaluate = conditional && status == StatusCode::OK;
-    plan_response(method, request_headers, opened.source, rep, status, evaluate)
+    plan_response(
+        method,
+        request_headers,
+        opened.source,
+        rep,
+        status,
+        evaluate,
+    )
 }
 
 fn cache_control(max_age: Option<u64>) -> HeaderValue {
@@ -252,11 +287,20 @@ fn representation(
     };
     let etag = match etag {
         // Bytes in memory have no stable identity to derive a validator from.
-        Validator::Auto if is_file => Some(validators::strong_etag(opened.meta.len, opened.meta.modified)),
+        Validator::Auto if is_file => Some(validators::strong_etag(
+            opened.meta.len,
+            opened.meta.modified,
+        )),
         Validator::Auto | Validator::Off => None,
         Validator::Set(v) => Some(v.clone()),
     };
-    Representation { len: opened.meta.len, last_modified, etag, content_type, extra_headers }
+    Representation {
+        len: opened.meta.len,
+        last_modified,
+        etag,
+        content_type,
+        extra_headers,
+    }
 }
 
 fn plan_response(
@@ -267,10 +311,18 @@ fn plan_response(
     status: StatusCode,
     evaluate: bool,
 ) -> Response<Body> {
-    let opts = Options { conditional: evaluate, ranges: evaluate, ..Options::default() };
+    let opts = Options {
+        conditional: evaluate,
+        ranges: evaluate,
+        ..Options::default()
+    };
     let plan = decide(method, request_headers, &rep, &opts);
     let mut response = Response::new(Body::Empty);
-    *response.status_mut() = if plan.status == StatusCode::OK { status } else { plan.status };
+    *response.status_mut() = if plan.status == StatusCode::OK {
+        status
+    } else {
+        plan.status
+    };
     *response.headers_mut() = plan.headers;
     if !matches!(plan.body, bustapi_files::BodyPlan::Empty) {
         *response.body_mut() = Body::File(Box::new(FileBody::new(source, plan.body, rep.len)));

@@ -118,13 +118,17 @@ impl Rule {
                 None => ("", inner.trim()),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                return Err(RuleError(format!("bad parameter name {name:?} in route {rule:?}")));
+                return Err(RuleError(format!(
+                    "bad parameter name {name:?} in route {rule:?}"
+                )));
             }
             let conv = Converter::from_name(conv).ok_or_else(|| {
                 RuleError(format!("unknown converter {conv:?} in route {rule:?}"))
             })?;
             if params.iter().any(|(n, _)| n == name) {
-                return Err(RuleError(format!("parameter {name:?} repeated in route {rule:?}")));
+                return Err(RuleError(format!(
+                    "parameter {name:?} repeated in route {rule:?}"
+                )));
             }
             if conv == Converter::Path {
                 if close + 1 != rest.len() {
@@ -142,7 +146,11 @@ impl Rule {
             rest = &rest[close + 1..];
         }
         push_literal(&mut pattern, rest);
-        Ok(Rule { rule: rule.to_string(), pattern, params })
+        Ok(Rule {
+            rule: rule.to_string(),
+            pattern,
+            params,
+        })
     }
 }
 
@@ -196,9 +204,18 @@ impl Router {
 
     /// Registers `rule` for `methods`. Registering the same rule again adds methods;
     /// the same rule and method twice is an error, as a silent override hides bugs.
-    pub fn add(&mut self, rule: &str, methods: &[Method], endpoint: EndpointId) -> Result<(), RuleError> {
+    pub fn add(
+        &mut self,
+        rule: &str,
+        methods: &[Method],
+        endpoint: EndpointId,
+    ) -> Result<(), RuleError> {
         let parsed = Rule::parse(rule)?;
-        let idx = match self.entries.iter().position(|e| e.rule.pattern == parsed.pattern) {
+        let idx = match self
+            .entries
+            .iter()
+            .position(|e| e.rule.pattern == parsed.pattern)
+        {
             Some(i) => {
                 if self.entries[i].rule.params != parsed.params {
                     return Err(RuleError(format!(
@@ -212,7 +229,10 @@ impl Router {
                 self.tree
                     .insert(parsed.pattern.clone(), self.entries.len())
                     .map_err(|e| RuleError(format!("route {rule:?}: {e}")))?;
-                self.entries.push(Entry { rule: parsed, methods: Vec::new() });
+                self.entries.push(Entry {
+                    rule: parsed,
+                    methods: Vec::new(),
+                });
                 self.entries.len() - 1
             }
         };
@@ -251,10 +271,18 @@ impl Router {
             }
             params.push((name.clone(), decoded.into_owned(), *conv));
         }
-        let pick = |m: &Method| entry.methods.iter().find(|(have, _)| have == m).map(|(_, e)| *e);
+        let pick = |m: &Method| {
+            entry
+                .methods
+                .iter()
+                .find(|(have, _)| have == m)
+                .map(|(_, e)| *e)
+        };
         let endpoint = pick(method).or_else(|| {
             // HEAD is answered by every GET route: same headers, no body.
-            (*method == Method::HEAD).then(|| pick(&Method::GET)).flatten()
+            (*method == Method::HEAD)
+                .then(|| pick(&Method::GET))
+                .flatten()
         });
         match endpoint {
             Some(endpoint) => Match::Found { endpoint, params },
@@ -290,9 +318,10 @@ mod tests {
 
     fn found(m: Match) -> (usize, Vec<(String, String)>) {
         match m {
-            Match::Found { endpoint, params } => {
-                (endpoint, params.into_iter().map(|(n, v, _)| (n, v)).collect())
-            }
+            Match::Found { endpoint, params } => (
+                endpoint,
+                params.into_iter().map(|(n, v, _)| (n, v)).collect(),
+            ),
             other => panic!("expected Found, got {other:?}"),
         }
     }
@@ -301,13 +330,26 @@ mod tests {
     fn translates_flask_rules() {
         let r = Rule::parse("/u/<int:id>/f/<path:rest>").unwrap();
         assert_eq!(r.pattern, "/u/{id}/f/{*rest}");
-        assert_eq!(r.params, vec![("id".into(), Converter::Int), ("rest".into(), Converter::Path)]);
+        assert_eq!(
+            r.params,
+            vec![
+                ("id".into(), Converter::Int),
+                ("rest".into(), Converter::Path)
+            ]
+        );
         assert_eq!(Rule::parse("/a/{b}").unwrap().pattern, "/a/{{b}}");
     }
 
     #[test]
     fn rejects_bad_rules() {
-        for bad in ["nope", "/a/<int:id", "/a/<bogus:x>", "/a/<path:p>/b", "/<x>/<x>", "/<a b>"] {
+        for bad in [
+            "nope",
+            "/a/<int:id",
+            "/a/<bogus:x>",
+            "/a/<path:p>/b",
+            "/<x>/<x>",
+            "/<a b>",
+        ] {
             assert!(Rule::parse(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -323,14 +365,23 @@ mod tests {
             ("/u/<uuid:u>", &[Method::GET], 5),
         ]);
         assert_eq!(found(r.lookup(&Method::GET, "/")).0, 0);
-        assert_eq!(found(r.lookup(&Method::GET, "/user/ada%20l")), (1, vec![("name".into(), "ada l".into())]));
+        assert_eq!(
+            found(r.lookup(&Method::GET, "/user/ada%20l")),
+            (1, vec![("name".into(), "ada l".into())])
+        );
         assert_eq!(found(r.lookup(&Method::GET, "/n/42")).1[0].1, "42");
         assert_eq!(r.lookup(&Method::GET, "/n/4x2"), Match::NotFound);
         assert_eq!(r.lookup(&Method::GET, "/n/-1"), Match::NotFound);
         assert_eq!(found(r.lookup(&Method::GET, "/f/1.5")).0, 3);
         assert_eq!(r.lookup(&Method::GET, "/f/15"), Match::NotFound);
-        assert_eq!(found(r.lookup(&Method::GET, "/files/a/b/c.txt")).1[0].1, "a/b/c.txt");
-        assert_eq!(found(r.lookup(&Method::GET, "/u/123e4567-e89b-12d3-a456-426614174000")).0, 5);
+        assert_eq!(
+            found(r.lookup(&Method::GET, "/files/a/b/c.txt")).1[0].1,
+            "a/b/c.txt"
+        );
+        assert_eq!(
+            found(r.lookup(&Method::GET, "/u/123e4567-e89b-12d3-a456-426614174000")).0,
+            5
+        );
         assert_eq!(r.lookup(&Method::GET, "/u/123e4567"), Match::NotFound);
         assert_eq!(r.lookup(&Method::GET, "/nothing"), Match::NotFound);
         // A string parameter never swallows an encoded slash.
@@ -342,10 +393,19 @@ mod tests {
         let r = router(&[("/x", &[Method::GET], 0), ("/x", &[Method::POST], 1)]);
         assert_eq!(found(r.lookup(&Method::POST, "/x")).0, 1);
         assert_eq!(found(r.lookup(&Method::HEAD, "/x")).0, 0);
-        assert_eq!(r.lookup(&Method::DELETE, "/x"), Match::MethodNotAllowed("GET, HEAD, OPTIONS, POST".into()));
-        assert_eq!(r.lookup(&Method::OPTIONS, "/x"), Match::Options("GET, HEAD, OPTIONS, POST".into()));
+        assert_eq!(
+            r.lookup(&Method::DELETE, "/x"),
+            Match::MethodNotAllowed("GET, HEAD, OPTIONS, POST".into())
+        );
+        assert_eq!(
+            r.lookup(&Method::OPTIONS, "/x"),
+            Match::Options("GET, HEAD, OPTIONS, POST".into())
+        );
         let post_only = router(&[("/p", &[Method::POST], 0)]);
-        assert_eq!(post_only.lookup(&Method::HEAD, "/p"), Match::MethodNotAllowed("OPTIONS, POST".into()));
+        assert_eq!(
+            post_only.lookup(&Method::HEAD, "/p"),
+            Match::MethodNotAllowed("OPTIONS, POST".into())
+        );
     }
 
     #[test]

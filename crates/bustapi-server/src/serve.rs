@@ -81,7 +81,9 @@ pub async fn serve(
             let engine = Arc::clone(&engine);
             async move { Ok::<_, Infallible>(engine.handle(req, Some(remote)).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -16,12 +16,26 @@ impl Dispatcher for Hello {
 fn start() -> u16 {
     let mut router = Router::new();
     router.add("/hello", &[http::Method::GET], 0).unwrap();
-    let engine = Arc::new(Engine::new(router, vec![], Arc::new(Hello), Config::default()));
+    let engine = Arc::new(Engine::new(
+        router,
+        vec![],
+        Arc::new(Hello),
+        Config::default(),
+    ));
     let listener = bustapi_server::bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        rt.block_on(bustapi_server::serve(engine, listener, std::future::pending())).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(bustapi_server::serve(
+            engine,
+            listener,
+            std::future::pending(),
+        ))
+        .unwrap();
     });
     port
 }
@@ -38,7 +52,10 @@ fn exchange(port: u16, payload: &[u8]) -> String {
 #[test]
 fn well_formed_request_is_served() {
     let port = start();
-    let out = exchange(port, b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let out = exchange(
+        port,
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.ends_with("hello"), "{out}");
 }
@@ -53,6 +70,10 @@ fn malformed_requests_get_400() {
         b"G\x01T /hello HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         let out = exchange(port, payload);
-        assert!(out.starts_with("HTTP/1.1 400"), "{:?} -> {out:?}", String::from_utf8_lossy(payload));
+        assert!(
+            out.starts_with("HTTP/1.1 400"),
+            "{:?} -> {out:?}",
+            String::from_utf8_lossy(payload)
+        );
     }
 }
