@@ -13,7 +13,7 @@ import os
 from typing import IO, Any, Optional, Union
 
 from . import _core
-from .wrappers import HeadersLike, Response
+from .wrappers import HeadersLike, Response, _with_charset
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -58,7 +58,7 @@ class FileResponse(Response):
                 raise TypeError("stat_result must be an os.stat_result")
             _spec = _core.FileSpec(
                 path=os.path.abspath(os.fspath(path)),
-                content_type=media_type,
+                content_type=_with_charset(media_type) if media_type else None,
                 type_hint_name=filename,
                 disposition=content_disposition_type if filename is not None else None,
                 filename=filename,
@@ -117,7 +117,7 @@ def _options(
         "attachment" if as_attachment else ("inline" if download_name is not None else None)
     )
     return {
-        "content_type": mimetype,
+        "content_type": _with_charset(mimetype) if mimetype else None,
         "type_hint_name": name or None,
         "disposition": disposition,
         "filename": name if disposition else None,
