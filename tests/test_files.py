@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
 from bustapi import BustAPI, FileResponse, send_file, send_from_directory
 from conftest import Result, http_request
 
