@@ -8,6 +8,7 @@ use crate::body::Body;
 use crate::dispatch::{Dispatcher, Target, ViewBody, ViewRequest, ViewResponse};
 use crate::errors;
 use crate::file_response::{serve_spec, serve_static, StaticMount};
+use crate::framing;
 use crate::router::{Match, Router};
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -106,6 +107,12 @@ impl Engine {
                 StatusCode::BAD_REQUEST,
                 "the request target must be an absolute path",
             );
+        }
+        if let Err(why) = framing::check(req.version(), req.headers()) {
+            let mut r = errors::plain_with(StatusCode::BAD_REQUEST, why);
+            r.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
         }
         if let Some(resp) = self.try_static(&req).await {
             return resp;

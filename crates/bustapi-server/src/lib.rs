@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod errors;
 pub mod file_response;
+pub mod framing;
 pub mod router;
 pub mod serve;
 

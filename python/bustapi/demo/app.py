@@ -3,7 +3,7 @@
 Everything here is the seed's public API, unchanged:
 
 * ``static/`` is a static folder: ``/static/video.mp4`` supports Range requests;
-* ``/video/<id>`` streams ``static/<id>.mp4`` through ``send_file``;
+* ``/video/sample`` streams the same video through a ``send_file`` route;
 * ``/download`` sends a CSV as an attachment with ``FileResponse``.
 """
 
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 
-from bustapi import BustAPI, FileResponse, send_file
+from bustapi import BustAPI, FileResponse, abort, send_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VIDEOS = os.path.join(HERE, "static")
+# id -> file; a real app would look this up in its catalogue.
+VIDEOS = {"sample": os.path.join(HERE, "static", "video.mp4")}
 
 app = BustAPI(__name__, static_folder="static")
 
@@ -27,7 +28,9 @@ def index() -> str:
 
 @app.route("/video/<id>")
 def stream_video(id: str) -> FileResponse:
-    file_path = os.path.join(VIDEOS, f"{id}.mp4")
+    file_path = VIDEOS.get(id)
+    if file_path is None:
+        abort(404)
     return send_file(file_path, mimetype="video/mp4")
 
 
