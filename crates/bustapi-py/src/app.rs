@@ -48,6 +48,7 @@ impl CoreApp {
                 root: folder.canonicalize().unwrap_or_else(|_| folder.clone()),
                 policy: PathPolicy::default(),
                 max_age: *max_age,
+                cache: Default::default(),
             })
             .collect();
         let dispatcher = PyDispatcher::start(

@@ -5,6 +5,7 @@
 //! RFC 9110 behaviour whichever way it was asked for.
 
 use crate::body::Body;
+use crate::file_cache::{CachedFile, FileCache};
 use bustapi_files::{
     content_disposition, content_type, decide, open::file_meta, open_file, resolve,
     resolve_url_path, validators, DispositionType, FileBody, FileMeta, OpenError, Options,
@@ -77,12 +78,31 @@ pub struct StaticMount {
     pub root: PathBuf,
     pub policy: PathPolicy,
     pub max_age: Option<u64>,
+    pub cache: FileCache,
 }
 
 struct Opened {
     source: Source,
     meta: FileMeta,
     name: Option<PathBuf>,
+    /// Validators can be derived from `meta` (a real file, even if its bytes are
+    /// held in memory); bytes handed over by the application have no identity.
+    from_file: bool,
+}
+
+impl Opened {
+    fn from_cache(hit: &CachedFile) -> Self {
+        let source = match &hit.content {
+            Some(bytes) => Source::Bytes(bytes.clone()),
+            None => Source::File(Arc::clone(&hit.file)),
+        };
+        Opened {
+            source,
+            meta: hit.meta,
+            name: Some(hit.path.clone()),
+            from_file: true,
+        }
+    }
 }
 
 fn open_error_response(err: OpenError) -> Response<Body> {
@@ -124,6 +144,7 @@ fn open_path(path: PathBuf) -> Result<Opened, OpenFailure> {
         source: Source::File(Arc::new(file)),
         meta,
         name: Some(path),
+        from_file: true,
     })
 }
 
@@ -141,6 +162,7 @@ fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFa
                 source: Source::File(Arc::new(file)),
                 meta,
                 name: None,
+                from_file: true,
             })
         }
         FileSource::Bytes(b) => Ok(Opened {
@@ -151,6 +173,7 @@ fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFa
             },
             source: Source::Bytes(b),
             name: None,
+            from_file: false,
         }),
     }
 }
@@ -176,17 +199,28 @@ pub async fn serve_static(
     request_headers: &HeaderMap,
     raw_rest: &str,
 ) -> Response<Body> {
-    let root = mount.root.clone();
-    let policy = mount.policy.clone();
-    let rest = raw_rest.to_string();
-    let opened = blocking(move || -> Result<Opened, OpenFailure> {
-        open_path(resolve_url_path(&root, &rest, &policy)?)
-    })
-    .await;
-    let opened = match opened {
-        Ok(Ok(o)) => o,
-        Ok(Err(f)) => return failure_response(f),
-        Err(e) => return open_error_response(OpenError::Io(e)),
+    let opened = match mount.cache.get(raw_rest) {
+        Some(hit) => Opened::from_cache(&hit),
+        None => {
+            let root = mount.root.clone();
+            let policy = mount.policy.clone();
+            let rest = raw_rest.to_string();
+            let entry = blocking(move || -> Result<CachedFile, OpenFailure> {
+                let path = resolve_url_path(&root, &rest, &policy)?;
+                let (file, meta) = open_file(&path)?;
+                Ok(CachedFile::new(path, file, meta).map_err(OpenError::Io)?)
+            })
+            .await;
+            match entry {
+                Ok(Ok(entry)) => {
+                    let entry = Arc::new(entry);
+                    mount.cache.insert(raw_rest, Arc::clone(&entry));
+                    Opened::from_cache(&entry)
+                }
+                Ok(Err(f)) => return failure_response(f),
+                Err(e) => return open_error_response(OpenError::Io(e)),
+            }
+        }
     };
     let mut extra = HeaderMap::new();
     extra.insert(CACHE_CONTROL, cache_control(mount.max_age));
@@ -279,7 +313,6 @@ fn representation(
     last_modified: &Validator<SystemTime>,
     extra_headers: HeaderMap,
 ) -> Representation {
-    let is_file = matches!(opened.source, Source::File(_));
     let last_modified = match last_modified {
         Validator::Auto => opened.meta.modified,
         Validator::Off => None,
@@ -287,7 +320,7 @@ fn representation(
     };
     let etag = match etag {
         // Bytes in memory have no stable identity to derive a validator from.
-        Validator::Auto if is_file => Some(validators::strong_etag(
+        Validator::Auto if opened.from_file => Some(validators::strong_etag(
             opened.meta.len,
             opened.meta.modified,
         )),

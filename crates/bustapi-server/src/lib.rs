@@ -29,6 +29,7 @@ pub mod body;
 pub mod dispatch;
 pub mod engine;
 pub mod errors;
+pub mod file_cache;
 pub mod file_response;
 pub mod framing;
 pub mod router;
