@@ -1,0 +1,298 @@
+//! [`FileBody`]: an `http_body::Body` that streams a [`BodyPlan`].
+//!
+//! File bytes are read with positioned reads (`pread`, 64-bit offsets, so
+//! files past 4 GiB work) on Tokio's blocking pool, [`CHUNK_SIZE`] bytes at a
+//! time. One read is kept in flight: as soon as a chunk is handed to the
+//! server, the next read starts, so disk and socket work overlap while memory
+//! stays bounded at about two chunks per response, whatever the file size.
+//! Multipart delimiters and part headers are interleaved on the fly.
+//!
+//! If the file turns out shorter than planned (it was truncated while
+//! streaming), the body yields an `io::Error` instead of padding or sending
+//! anything that was not read from the file. The response's `Content-Length`
+//! can then no longer be honoured, and the server must abort the connection;
+//! hyper does exactly that when a body errors.
+//!
+//! Dropping the body releases the file: an in-flight read finishes on its
+//! blocking thread and then drops its handle to the file.
+//!
+//! Servers that can use `sendfile(2)` for plain connections can inspect
+//! [`FileBody::source`] and [`FileBody::plan`] and bypass the read loop.
+
+use crate::multipart::Piece;
+use crate::plan::{BodyPlan, ByteRange};
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::task::JoinHandle;
+
+/// Bytes per read. Large enough that per-read overhead (a thread hand-off and
+/// a syscall) is small next to the copy, small enough that a slow client does
+/// not pin much memory.
+pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Where the representation's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An open file, read with positioned reads (shared, never seeked).
+    File(Arc<File>),
+    /// Bytes already in memory; ranges are zero-copy slices.
+    Bytes(Bytes),
+}
+
+/// One piece of what remains to be sent.
+#[derive(Debug)]
+enum Segment {
+    /// Multipart delimiters and part headers.
+    Framing(Bytes),
+    /// Bytes of the source still to send (shrinks from the front).
+    Range(ByteRange),
+}
+
+/// A read of the front range, started but not yet delivered.
+enum Read {
+    /// On the blocking pool.
+    Pending(JoinHandle<io::Result<Bytes>>),
+    /// Done inline (no Tokio runtime was available).
+    Done(io::Result<Bytes>),
+}
+
+/// Streams the bytes a [`BodyPlan`] selects from a [`Source`].
+pub struct FileBody {
+    source: Source,
+    plan: BodyPlan,
+    total_len: u64,
+    segments: VecDeque<Segment>,
+    /// Bytes not yet yielded; `size_hint` is exact.
+    remaining: u64,
+    read: Option<Read>,
+}
+
+impl FileBody {
+    /// A body producing `plan` from `source`, a representation of `total_len`
+    /// bytes (the length [`BodyPlan::Whole`] sends).
+    ///
+    /// Polling must happen inside a Tokio runtime for reads to run on the
+    /// blocking pool; outside one, reads are done inline.
+    pub fn new(source: Source, plan: BodyPlan, total_len: u64) -> Self {
+        let mut segments = VecDeque::new();
+        match &plan {
+            BodyPlan::Empty => {}
+            BodyPlan::Whole => push_range(
+                &mut segments,
+                ByteRange {
+                    start: 0,
+                    end: total_len,
+                },
+            ),
+            BodyPlan::Single(r) => push_range(&mut segments, *r),
+            BodyPlan::Multipart(m) => {
+                for piece in m.pieces() {
+                    match piece {
+                        Piece::Framing(b) => segments.push_back(Segment::Framing(b.clone())),
+                        Piece::Range(r) => push_range(&mut segments, r),
+                    }
+                }
+            }
+        }
+        let remaining = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Framing(b) => b.len() as u64,
+                Segment::Range(r) => r.len(),
+            })
+            .sum();
+        FileBody {
+            source,
+            plan,
+            total_len,
+            segments,
+            remaining,
+            read: None,
+        }
+    }
+
+    /// The source (e.g. to `sendfile` from the file instead of polling).
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The plan this body streams.
+    pub fn plan(&self) -> &BodyPlan {
+        &self.plan
+    }
+
+    /// The representation length given to [`FileBody::new`].
+    pub fn total_len(&self) -> u64 {
+        self.total_len
+    }
+
+    /// Bytes not yet produced.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Marks `n` bytes of the front segment as sent.
+    fn advance(&mut self, n: u64) {
+        self.remaining -= n;
+        match self.segments.front_mut() {
+            Some(Segment::Range(r)) if r.len() > n => r.start += n,
+            _ => {
+                self.segments.pop_front();
+            }
+        }
+    }
+
+    /// After an error nothing more is sent; hyper aborts the connection.
+    fn fail(&mut self, e: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.segments.clear();
+        self.remaining = 0;
+        self.read = None;
+        Poll::Ready(Some(Err(e)))
+    }
+
+    /// Starts reading the next chunk of the front range, if the front is a
+    /// file range and no read is in flight.
+    fn start_read(&mut self) {
+        let (None, Source::File(file), Some(Segment::Range(r))) =
+            (&self.read, &self.source, self.segments.front())
+        else {
+            return;
+        };
+        let want = r.len().min(CHUNK_SIZE as u64) as usize;
+        let offset = r.start;
+        let file = Arc::clone(file);
+        self.read = Some(match tokio::runtime::Handle::try_current() {
+            Ok(rt) => Read::Pending(rt.spawn_blocking(move || read_chunk(&file, offset, want))),
+            Err(_) => Read::Done(read_chunk(&file, offset, want)),
+        });
+    }
+}
+
+/// Zero-length ranges would produce empty frames; they are never queued.
+fn push_range(segments: &mut VecDeque<Segment>, r: ByteRange) {
+    if !r.is_empty() {
+        segments.push_back(Segment::Range(r));
+    }
+}
+
+/// Reads exactly `want` bytes at `offset`, or fails: a short read means the
+/// file shrank under us, and the bytes we promised no longer exist.
+fn read_chunk(file: &File, offset: u64, want: usize) -> io::Result<Bytes> {
+    // `vec!` of zeros is a calloc, cheap for fresh pages; the zeroing buys a
+    // read without unsafe code into uninitialised memory.
+    let mut buf = vec![0u8; want];
+    match file.read_exact_at(&mut buf, offset) {
+        Ok(()) => Ok(Bytes::from(buf)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("file shrank while streaming: fewer than {want} bytes at offset {offset}"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+impl Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            // A read in flight is always for the front range: deliver it first.
+            if let Some(read) = this.read.take() {
+                let result = match read {
+                    Read::Done(result) => result,
+                    Read::Pending(mut handle) => match Pin::new(&mut handle).poll(cx) {
+                        Poll::Pending => {
+                            this.read = Some(Read::Pending(handle));
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Ok(result)) => result,
+                        Poll::Ready(Err(join)) => Err(io::Error::other(join)),
+                    },
+                };
+                return match result {
+                    Ok(chunk) => {
+                        this.advance(chunk.len() as u64);
+                        this.start_read(); // overlap the next read with this write
+                        Poll::Ready(Some(Ok(Frame::data(chunk))))
+                    }
+                    Err(e) => this.fail(e),
+                };
+            }
+
+            let front = match this.segments.front() {
+                None => return Poll::Ready(None),
+                Some(Segment::Framing(b)) => Ok(b.clone()),
+                Some(Segment::Range(r)) => Err(*r),
+            };
+            match (front, &this.source) {
+                (Ok(framing), _) => {
+                    this.advance(framing.len() as u64);
+                    this.start_read();
+                    return Poll::Ready(Some(Ok(Frame::data(framing))));
+                }
+                (Err(r), Source::Bytes(bytes)) => {
+                    if r.end > bytes.len() as u64 {
+                        return this.fail(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "source has {} bytes, plan needs {}..{}",
+                                bytes.len(),
+                                r.start,
+                                r.end
+                            ),
+                        ));
+                    }
+                    let chunk = bytes.slice(r.start as usize..r.end as usize);
+                    this.advance(r.len());
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                (Err(_), Source::File(_)) => this.start_read(),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl std::fmt::Debug for FileBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBody")
+            .field("source", &self.source)
+            .field("plan", &self.plan)
+            .field("total_len", &self.total_len)
+            .field("remaining", &self.remaining)
+            .field("read_in_flight", &self.read.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_unpin<T: Send + Sync + Unpin + 'static>() {}
+
+    #[test]
+    fn body_is_send_sync_unpin() {
+        assert_send_sync_unpin::<FileBody>();
+    }
+}
