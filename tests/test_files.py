@@ -309,6 +309,8 @@ def test_missing_and_directories_are_404(port: int) -> None:
     r = get(port, "/static/sub/")
     assert r.status == 200 and r.body == b"<p>index</p>"
     assert r.headers["content-type"] == "text/html; charset=utf-8"
+    r = get(port, "/static/sub?x=1")
+    assert r.status == 308 and r.headers["location"] == "/static/sub/?x=1"
 
 
 def test_symlink_inside_root_is_served(port: int) -> None:

@@ -7,12 +7,12 @@
 use crate::body::Body;
 use crate::dispatch::{Dispatcher, Target, ViewBody, ViewRequest, ViewResponse};
 use crate::errors;
-use crate::file_response::{serve_spec, serve_static, StaticMount};
+use crate::file_response::{serve_spec, serve_static, slash_redirect, StaticMount};
 use crate::framing;
 use crate::router::{Match, Router};
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{ALLOW, CONTENT_LENGTH, LOCATION};
+use http::header::{ALLOW, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use std::net::SocketAddr;
@@ -140,18 +140,7 @@ impl Engine {
                 finish(&method, &headers, answer).await
             }
             Match::Options(allow) => allow_response(StatusCode::OK, &allow),
-            Match::RedirectSlash => {
-                let mut target = format!("{path}/");
-                if let Some(q) = req.uri().query() {
-                    target.push('?');
-                    target.push_str(q);
-                }
-                let mut r = errors::plain_with(StatusCode::PERMANENT_REDIRECT, "");
-                if let Ok(v) = HeaderValue::from_str(&target) {
-                    r.headers_mut().insert(LOCATION, v);
-                }
-                r
-            }
+            Match::RedirectSlash => slash_redirect(&format!("{path}/"), req.uri().query()),
             Match::MethodNotAllowed(allow) => {
                 let (parts, _) = req.into_parts();
                 self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote)
@@ -173,7 +162,7 @@ impl Engine {
         let rest = &path[mount.prefix.len() + 1..];
         let method = req.method();
         Some(if method == Method::GET || method == Method::HEAD {
-            serve_static(mount, method, req.headers(), rest).await
+            serve_static(mount, method, req.headers(), rest, req.uri().query()).await
         } else if method == Method::OPTIONS {
             allow_response(StatusCode::OK, "GET, HEAD, OPTIONS")
         } else {

@@ -8,7 +8,7 @@ use crate::body::Body;
 use crate::file_cache::{CachedFile, FileCache};
 use bustapi_files::{
     content_disposition, content_type, decide, open::file_meta, open_file, resolve,
-    resolve_url_path, validators, DispositionType, FileBody, FileMeta, OpenError, Options,
+    resolve_url_path_detailed, validators, DispositionType, FileBody, FileMeta, OpenError, Options,
     PathError, PathPolicy, Representation, Source,
 };
 use bytes::Bytes;
@@ -198,6 +198,7 @@ pub async fn serve_static(
     method: &Method,
     request_headers: &HeaderMap,
     raw_rest: &str,
+    query: Option<&str>,
 ) -> Response<Body> {
     let opened = match mount.cache.get(raw_rest) {
         Some(hit) => Opened::from_cache(&hit),
@@ -205,14 +206,22 @@ pub async fn serve_static(
             let root = mount.root.clone();
             let policy = mount.policy.clone();
             let rest = raw_rest.to_string();
-            let entry = blocking(move || -> Result<CachedFile, OpenFailure> {
-                let path = resolve_url_path(&root, &rest, &policy)?;
-                let (file, meta) = open_file(&path)?;
-                Ok(CachedFile::new(path, file, meta).map_err(OpenError::Io)?)
+            let entry = blocking(move || -> Result<Option<CachedFile>, OpenFailure> {
+                let resolved = resolve_url_path_detailed(&root, &rest, &policy)?;
+                if resolved.is_index && !rest.is_empty() && !rest.ends_with('/') {
+                    return Ok(None); // `/dir` must become `/dir/` for relative links to work
+                }
+                let (file, meta) = open_file(&resolved.path)?;
+                Ok(Some(
+                    CachedFile::new(resolved.path, file, meta).map_err(OpenError::Io)?,
+                ))
             })
             .await;
             match entry {
-                Ok(Ok(entry)) => {
+                Ok(Ok(None)) => {
+                    return slash_redirect(&format!("{}/{raw_rest}/", mount.prefix), query)
+                }
+                Ok(Ok(Some(entry))) => {
                     let entry = Arc::new(entry);
                     mount.cache.insert(raw_rest, Arc::clone(&entry));
                     Opened::from_cache(&entry)
@@ -296,6 +305,19 @@ pub async fn serve_spec(
         status,
         evaluate,
     )
+}
+
+/// A redirect to `target` (already a valid path), keeping the query string.
+pub fn slash_redirect(target: &str, query: Option<&str>) -> Response<Body> {
+    let location = match query {
+        Some(q) => format!("{target}?{q}"),
+        None => target.to_string(),
+    };
+    let mut r = crate::errors::plain_with(StatusCode::PERMANENT_REDIRECT, "");
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r
 }
 
 fn cache_control(max_age: Option<u64>) -> HeaderValue {
