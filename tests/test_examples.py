@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
 from conftest import http_request
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
