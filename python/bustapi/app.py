@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import signal
@@ -26,6 +25,8 @@ ErrorHandler = Callable[[Any], Any]
 logger = logging.getLogger("bustapi")
 
 _CONVERT: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "uuid": uuid.UUID}
+_JSON_HEADERS = [("Content-Type", "application/json")]
+_HTML_HEADERS = [("Content-Type", "text/html; charset=utf-8")]
 
 
 def _ensure_log_handler() -> None:
@@ -192,14 +193,21 @@ class BustAPI:
         params: tuple[tuple[str, str, str], ...],
         error_status: int,
     ) -> tuple[int, list[tuple[str, str]], Any]:
-        req = Request(data, self)
-        token = _request_var.set(req)
+        """Runs one request; called by the engine on a view thread, with the GIL."""
+        token = _request_var.set(Request(data, self))
         try:
             try:
                 if endpoint < 0:
                     rv = self._handle_http_exception(exception_for(error_status)())
                 else:
-                    rv = self._run_view(req, self._endpoints[endpoint], params)
+                    rv = self._run_view(self._endpoints[endpoint], params)
+                if not self._after:
+                    # The common returns skip building a Response object.
+                    kind = type(rv)
+                    if kind is dict or kind is list:
+                        return 200, _JSON_HEADERS, dumps_json(rv)
+                    if kind is str:
+                        return 200, _HTML_HEADERS, rv.encode()
                 response = _to_response(rv)
                 for hook in self._after:
                     response = hook(response)
@@ -214,14 +222,13 @@ class BustAPI:
         finally:
             _request_var.reset(token)
 
-    def _run_view(
-        self, req: Request, view: Callable[..., Any], params: tuple[tuple[str, str, str], ...]
-    ) -> Any:
+    def _run_view(self, view: Callable[..., Any], params: tuple[tuple[str, str, str], ...]) -> Any:
         kwargs = {}
         for name, value, kind in params:
             convert = _CONVERT.get(kind)
             kwargs[name] = convert(value) if convert else value
-        req.view_args = kwargs
+        if kwargs:
+            _request_var.get().view_args = kwargs
         for hook in self._before:
             rv = _await(hook())
             if rv is not None:
@@ -295,7 +302,7 @@ class BustAPI:
         _ensure_log_handler()
         self.debug = self.config["DEBUG"] = bool(debug)
         self._configure(threads, dict(options))
-        io = io_threads or os.cpu_count() or 1
+        io = io_threads or _usable_cpus()
         listener = _core.CoreApp.bind(host, port, reuse_port=workers > 1)
         shown = f"[{host}]" if ":" in host else host
         print(
@@ -345,6 +352,14 @@ class BustAPI:
         )
 
 
+def _usable_cpus() -> int:
+    # The CPUs this process may run on (taskset, cgroups), not the machine's.
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -377,7 +392,7 @@ _loops = threading.local()
 def _await(value: Any) -> Any:
     """Runs a coroutine (from an ``async def`` view or hook) to completion on this
     view thread's own event loop; other values pass through."""
-    if not inspect.isawaitable(value):
+    if not hasattr(value, "__await__"):
         return value
     loop = getattr(_loops, "loop", None)
     if loop is None or loop.is_closed():

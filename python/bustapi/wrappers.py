@@ -37,15 +37,19 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
+# One encoder for the process: json.dumps() with options builds a new one per call.
+_encoder = _json.JSONEncoder(separators=(",", ":"), default=_json_default, ensure_ascii=False)
+
+
 def dumps_json(obj: Any) -> bytes:
     """Compact JSON with a trailing newline, as Flask's ``jsonify`` produces."""
-    return (
-        _json.dumps(obj, separators=(",", ":"), default=_json_default, ensure_ascii=False) + "\n"
-    ).encode()
+    return (_encoder.encode(obj) + "\n").encode()
 
 
 class Request:
     """The request being handled, available as :data:`bustapi.request` in a view."""
+
+    __slots__ = ("_data", "app", "_headers", "_args", "_form", "_cookies", "_json", "view_args")
 
     def __init__(self, data: RequestData, app: Any = None) -> None:
         self._data = data
