@@ -59,6 +59,8 @@ class CoreApp:
         shutdown_timeout: Optional[float] = None,
         max_header_bytes: Optional[int] = None,
         view_threads: Optional[int] = None,
+        write_timeout: Optional[float] = None,
+        max_connections: Optional[int] = None,
     ) -> None: ...
     @staticmethod
     def bind(host: str, port: int, reuse_port: bool = False) -> Listener: ...

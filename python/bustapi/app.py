@@ -276,6 +276,8 @@ class BustAPI:
             header_read_timeout=options.pop("header_read_timeout", None),
             shutdown_timeout=options.pop("shutdown_timeout", None),
             max_header_bytes=options.pop("max_header_bytes", None),
+            write_timeout=options.pop("write_timeout", None),
+            max_connections=options.pop("max_connections", None),
             view_threads=threads,
         )
         if options:
@@ -296,8 +298,9 @@ class BustAPI:
         ``workers`` > 1 forks processes that share the port (``SO_REUSEPORT``);
         ``threads`` is the number of threads that run views (default 16);
         ``io_threads`` the async IO threads per process (default: CPU count).
-        Options: ``max_body_size``, ``header_read_timeout``, ``shutdown_timeout``,
-        ``max_header_bytes`` (see the README for defaults).
+        Options: ``max_body_size``, ``header_read_timeout``, ``write_timeout``,
+        ``max_connections``, ``shutdown_timeout``, ``max_header_bytes`` (defaults in
+        the README).
         """
         _ensure_log_handler()
         self.debug = self.config["DEBUG"] = bool(debug)

@@ -151,7 +151,9 @@ impl CoreApp {
         self.changed();
     }
 
-    #[pyo3(signature = (*, max_body_size=None, header_read_timeout=None, shutdown_timeout=None, max_header_bytes=None, view_threads=None))]
+    #[pyo3(signature = (*, max_body_size=None, header_read_timeout=None, shutdown_timeout=None,
+        max_header_bytes=None, view_threads=None, write_timeout=None, max_connections=None))]
+    #[allow(clippy::too_many_arguments)]
     fn configure(
         &mut self,
         max_body_size: Option<u64>,
@@ -159,6 +161,8 @@ impl CoreApp {
         shutdown_timeout: Option<f64>,
         max_header_bytes: Option<usize>,
         view_threads: Option<usize>,
+        write_timeout: Option<f64>,
+        max_connections: Option<usize>,
     ) -> PyResult<()> {
         let secs = |v: f64, what: &str| {
             Duration::try_from_secs_f64(v).map_err(|_| {
@@ -176,6 +180,12 @@ impl CoreApp {
         }
         if let Some(v) = max_header_bytes {
             self.config.max_header_bytes = v;
+        }
+        if let Some(v) = write_timeout {
+            self.config.write_timeout = secs(v, "write_timeout")?;
+        }
+        if let Some(v) = max_connections {
+            self.config.max_connections = v.max(1);
         }
         if let Some(v) = view_threads {
             self.view_threads = v.max(1);

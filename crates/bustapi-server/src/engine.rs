@@ -31,6 +31,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Largest request head hyper buffers (431 beyond).
     pub max_header_bytes: usize,
+    /// A response write that makes no progress for this long closes the connection.
+    pub write_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -40,6 +44,8 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
+            write_timeout: Duration::from_secs(60),
+            max_connections: 20_000,
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod file_response;
 pub mod framing;
 pub mod router;
 pub mod serve;
+pub mod write_timeout;
 
 pub use body::Body;
 pub use dispatch::{Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse};

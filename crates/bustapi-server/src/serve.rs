@@ -4,6 +4,7 @@
 //! served on the same port by hyper-util's auto builder, which sniffs the preface.
 
 use crate::engine::Engine;
+use crate::write_timeout::WriteTimeout;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -17,6 +18,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Binds a listening socket. `reuse_port` lets several worker processes share the
 /// port, with the kernel spreading connections among them.
@@ -48,6 +50,35 @@ fn connection_builder(engine: &Engine) -> Builder<TokioExecutor> {
     builder
 }
 
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<Semaphore>,
+) -> io::Result<(tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    let permit = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .map_err(io::Error::other)?;
+    let (stream, remote) = listener.accept().await?;
+    Ok((stream, remote, permit))
+}
+
+/// Lifts the soft open-files limit to the hard one: every connection is a
+/// descriptor, and the common default of 1024 is far below what one process can
+/// serve. Failure is harmless (we keep the limit we have).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Serves `listener` until `shutdown` resolves, then stops accepting and waits up
 /// to `config.shutdown_timeout` for in-flight responses to finish.
 pub async fn serve(
@@ -55,18 +86,22 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    raise_fd_limit();
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let slots = Arc::new(Semaphore::new(engine.config.max_connections.max(1)));
     let builder = Arc::new(connection_builder(&engine));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // Past max_connections, stop accepting: further clients wait in the
+        // kernel's backlog instead of being refused or crashing the process.
         let accepted = tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = accept(&listener, &slots) => accepted,
         };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
+        let (stream, remote, permit) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS and friends: back off instead of spinning or
                 // exiting; connections already open keep being served.
@@ -76,19 +111,18 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let engine = Arc::clone(&engine);
+        let io = TokioIo::new(WriteTimeout::new(stream, engine.config.write_timeout));
+        let for_service = Arc::clone(&engine);
         let service = service_fn(move |req: Request<Incoming>| {
-            let engine = Arc::clone(&engine);
+            let engine = Arc::clone(&for_service);
             async move { Ok::<_, Infallible>(engine.handle(req, Some(remote)).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection from {remote} ended: {e}");
             }
+            drop(permit); // the slot frees only when the connection is gone
         });
     }
     drop(listener);
