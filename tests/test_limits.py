@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-
 from bustapi import BustAPI
 from conftest import http_request
 
