@@ -75,6 +75,20 @@ def raw_exchange(port: int, payload: bytes, timeout: float = 10) -> bytes:
         return b"".join(chunks)
 
 
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``sock`` (EOF or reset) within ``seconds``;
+    whatever it still sends meanwhile is read and dropped."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
 class Client:
     """The same calls over a real socket or through ``app.test_client()``."""
 

@@ -10,21 +10,7 @@ from typing import Any, Callable
 
 import pytest
 from bustapi import BustAPI
-from conftest import http_request
-
-
-def closed_within(sock: socket.socket, seconds: float) -> bool:
-    """Whether the server closes ``sock`` (EOF or reset) within ``seconds``."""
-    sock.settimeout(seconds)
-    try:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
+from conftest import closed_within, http_request
 
 
 @pytest.fixture

@@ -74,3 +74,6 @@ class CoreApp:
         body: bytes,
         remote_addr: str = ...,
     ) -> tuple[int, list[tuple[str, str]], bytes]: ...
+
+class PanicProbe:
+    """Test-only: returned as a response body, it makes the binding panic."""

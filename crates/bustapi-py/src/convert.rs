@@ -12,6 +12,19 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+/// Test-only: a response body that makes the binding panic, so tests can prove a
+/// panic in Rust costs one request a 500 and nothing else.
+#[pyclass(frozen, module = "bustapi._core")]
+pub struct PanicProbe;
+
+#[pymethods]
+impl PanicProbe {
+    #[new]
+    fn new() -> Self {
+        PanicProbe
+    }
+}
+
 pub fn view_error(status: StatusCode) -> ViewResponse {
     let reason = status.canonical_reason().unwrap_or("");
     ViewResponse::text(
@@ -44,6 +57,8 @@ pub fn to_view_response(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<V
     }
     let body = if let Ok(bytes) = body.cast::<PyBytes>() {
         ViewBody::Bytes(Bytes::copy_from_slice(bytes.as_bytes()))
+    } else if body.cast::<PanicProbe>().is_ok() {
+        panic!("PanicProbe returned as a response body");
     } else if let Ok(spec) = body.cast::<PyFileSpec>() {
         ViewBody::File(Box::new(spec.get().to_spec()?))
     } else {

@@ -13,13 +13,26 @@ mod request;
 
 use pyo3::prelude::*;
 
+/// Engine log lines go to stderr; `BUSTAPI_LOG` sets the filter (default `warn`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BUSTAPI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    init_logging();
     m.add_class::<app::CoreApp>()?;
     m.add_class::<app::Listener>()?;
     m.add_class::<app::ServerHandle>()?;
     m.add_class::<file_spec::PyFileSpec>()?;
     m.add_class::<request::RequestData>()?;
+    m.add_class::<convert::PanicProbe>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -39,7 +39,15 @@ impl http_body::Body for Body {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::File(f) => Pin::new(f.as_mut()).poll_frame(cx),
+            Body::File(f) => {
+                let polled = Pin::new(f.as_mut()).poll_frame(cx);
+                if let Poll::Ready(Some(Err(e))) = &polled {
+                    // The connection is aborted (the announced length cannot be
+                    // honoured); say why, since the client only sees a cut.
+                    tracing::warn!("file response aborted: {e}");
+                }
+                polled
+            }
         }
     }
 
