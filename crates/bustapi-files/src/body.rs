@@ -1,8 +1,9 @@
 //! [`FileBody`]: an `http_body::Body` that streams a [`BodyPlan`].
 //!
-//! File bytes are read with positioned reads (`pread`, 64-bit offsets, so
-//! files past 4 GiB work) on Tokio's blocking pool, [`CHUNK_SIZE`] bytes at a
-//! time. One read is kept in flight: as soon as a chunk is handed to the
+//! File bytes are read with positioned reads (64-bit offsets, so files past
+//! 4 GiB work), [`CHUNK_SIZE`] bytes at a time: inline when the bytes are in the
+//! page cache (`preadv2(RWF_NOWAIT)` on Linux), otherwise on Tokio's blocking
+//! pool, so a disk read never stalls an IO thread. One read is kept in flight: as soon as a chunk is handed to the
 //! server, the next read starts, so disk and socket work overlap while memory
 //! stays bounded at about two chunks per response, whatever the file size.
 //! Multipart delimiters and part headers are interleaved on the fly.
@@ -168,6 +169,12 @@ impl FileBody {
         };
         let want = r.len().min(CHUNK_SIZE as u64) as usize;
         let offset = r.start;
+        // Bytes already in the page cache are read right here: a hop to the
+        // blocking pool costs two context switches, far more than the copy.
+        if let Some(result) = read_cached(file, offset, want) {
+            self.read = Some(Read::Done(result));
+            return;
+        }
         let file = Arc::clone(file);
         self.read = Some(match tokio::runtime::Handle::try_current() {
             Ok(rt) => Read::Pending(rt.spawn_blocking(move || read_chunk(&file, offset, want))),
@@ -197,6 +204,53 @@ fn read_chunk(file: &File, offset: u64, want: usize) -> io::Result<Bytes> {
         )),
         Err(e) => Err(e),
     }
+}
+
+/// Reads what of `offset..offset+want` is in the page cache without blocking
+/// (`preadv2` with `RWF_NOWAIT`). `None` means "would block" (or the kernel lacks
+/// the flag): the caller reads on the blocking pool instead. A short read is
+/// returned as is; the rest is read next time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn read_cached(file: &File, offset: u64, want: usize) -> Option<io::Result<Bytes>> {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    if UNSUPPORTED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut buf = Vec::<u8>::with_capacity(want);
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: want,
+    };
+    let offset = libc::off_t::try_from(offset).ok()?;
+    // SAFETY: the iovec points at `want` bytes of spare capacity owned by `buf`,
+    // which outlives the call; the kernel writes at most `iov_len` bytes.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EAGAIN) => None,
+            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                UNSUPPORTED.store(true, Ordering::Relaxed);
+                None
+            }
+            _ => Some(Err(err)),
+        };
+    }
+    if n == 0 {
+        // End of file before the planned end: let the blocking path report it
+        // with its full message (and double-check without NOWAIT).
+        return None;
+    }
+    // SAFETY: the kernel initialised the first `n` bytes, and n <= want.
+    unsafe { buf.set_len(n as usize) };
+    Some(Ok(Bytes::from(buf)))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn read_cached(_file: &File, _offset: u64, _want: usize) -> Option<io::Result<Bytes>> {
+    None
 }
 
 impl Body for FileBody {
