@@ -14,6 +14,7 @@ from .exceptions import HTTPException, abort
 from .files import FileResponse, send_file, send_from_directory
 from .globals import request
 from .helpers import jsonify, make_response, redirect
+from .streaming import StreamingResponse
 from .wrappers import Request, Response
 
 __version__ = "0.1.0"
@@ -33,4 +34,5 @@ __all__ = [
     "request",
     "send_file",
     "send_from_directory",
+    "StreamingResponse",
 ]

@@ -77,3 +77,6 @@ class CoreApp:
 
 class PanicProbe:
     """Test-only: returned as a response body, it makes the binding panic."""
+
+class ChunkStream:
+    def __init__(self, next: Callable[[], Optional[bytes]], close: Callable[[], None]) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import signal
@@ -11,12 +12,13 @@ import threading
 import traceback
 import uuid
 from collections.abc import Iterable
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _core
 from .datastructures import Headers
 from .exceptions import HTTPException, InternalServerError, exception_for
 from .globals import _request_var
+from .streaming import StreamingResponse
 from .wrappers import Request, Response, dumps_json
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -427,6 +429,8 @@ def _to_response(rv: Any) -> Response:
             )
     if isinstance(rv, Response):
         response = rv
+    elif inspect.isgenerator(rv) or inspect.isasyncgen(rv):
+        response = StreamingResponse(cast(Any, rv), media_type="text/html")
     elif isinstance(rv, (str, bytes, bytearray)):
         response = Response(bytes(rv) if not isinstance(rv, str) else rv)
     elif isinstance(rv, (dict, list)):

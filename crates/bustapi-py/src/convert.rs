@@ -5,6 +5,7 @@
 //! smuggle CR/LF into the response head.
 
 use crate::file_spec::PyFileSpec;
+use crate::stream::PyChunkStream;
 use bustapi_server::{ViewBody, ViewResponse};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -59,12 +60,14 @@ pub fn to_view_response(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<V
         ViewBody::Bytes(Bytes::copy_from_slice(bytes.as_bytes()))
     } else if body.cast::<PanicProbe>().is_ok() {
         panic!("PanicProbe returned as a response body");
+    } else if let Ok(stream) = body.cast::<PyChunkStream>() {
+        ViewBody::Stream(stream.get().source())
     } else if let Ok(spec) = body.cast::<PyFileSpec>() {
         ViewBody::File(Box::new(spec.get().to_spec()?))
     } else {
         let _ = py;
         return Err(PyTypeError::new_err(
-            "response body must be bytes or FileSpec",
+            "response body must be bytes, FileSpec or ChunkStream",
         ));
     };
     Ok(ViewResponse {

@@ -10,6 +10,7 @@ mod convert;
 mod executor;
 mod file_spec;
 mod request;
+mod stream;
 
 use pyo3::prelude::*;
 
@@ -33,6 +34,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<file_spec::PyFileSpec>()?;
     m.add_class::<request::RequestData>()?;
     m.add_class::<convert::PanicProbe>()?;
+    m.add_class::<stream::PyChunkStream>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

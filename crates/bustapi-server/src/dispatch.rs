@@ -39,6 +39,19 @@ pub struct ViewRequest {
 pub enum ViewBody {
     Bytes(Bytes),
     File(Box<FileSpec>),
+    /// Produced chunk by chunk (a generator), sent chunked on HTTP/1.1.
+    Stream(Box<dyn ChunkSource>),
+}
+
+/// The next chunk of a streamed body; `None` at the end.
+pub type ChunkFuture = Pin<Box<dyn Future<Output = Option<std::io::Result<Bytes>>> + Send>>;
+
+/// A body produced on demand. The engine asks for the next chunk only once the
+/// previous one has been handed to the connection, so a slow client slows the
+/// producer down instead of making the server buffer the stream (back-pressure).
+/// Dropping the source (the client went away, or HEAD) must release it.
+pub trait ChunkSource: Send + 'static {
+    fn next_chunk(&mut self) -> ChunkFuture;
 }
 
 pub struct ViewResponse {

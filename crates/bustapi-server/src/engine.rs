@@ -4,7 +4,7 @@
 //! Sockets and the test client both call [`Engine::handle`], so what a test sees
 //! is what a browser gets.
 
-use crate::body::Body;
+use crate::body::{Body, StreamBody};
 use crate::dispatch::{Dispatcher, Target, ViewBody, ViewRequest, ViewResponse};
 use crate::errors;
 use crate::file_response::{serve_spec, serve_static, slash_redirect, StaticMount};
@@ -282,5 +282,19 @@ async fn finish(
             r
         }
         ViewBody::File(spec) => serve_spec(method, request_headers, *spec, status, headers).await,
+        ViewBody::Stream(source) => {
+            // The length is unknown: HTTP/1.1 gets chunked encoding. HEAD never
+            // starts the producer; dropping it here releases it.
+            headers.remove(CONTENT_LENGTH);
+            let body = if *method == Method::HEAD {
+                Body::Empty
+            } else {
+                Body::Stream(StreamBody::new(source))
+            };
+            let mut r = Response::new(body);
+            *r.status_mut() = status;
+            *r.headers_mut() = headers;
+            r
+        }
     }
 }

@@ -36,8 +36,10 @@ pub mod router;
 pub mod serve;
 pub mod write_timeout;
 
-pub use body::Body;
-pub use dispatch::{Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse};
+pub use body::{Body, StreamBody};
+pub use dispatch::{
+    ChunkFuture, ChunkSource, Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse,
+};
 pub use engine::{Config, Engine};
 pub use file_response::{FileSource, FileSpec, StaticMount, Validator};
 pub use router::{Converter, Match, Router, RuleError};
