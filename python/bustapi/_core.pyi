@@ -61,6 +61,8 @@ class CoreApp:
         view_threads: Optional[int] = None,
         write_timeout: Optional[float] = None,
         max_connections: Optional[int] = None,
+        access_log: Optional[bool] = None,
+        live_stats: Optional[bool] = None,
     ) -> None: ...
     @staticmethod
     def bind(host: str, port: int, reuse_port: bool = False) -> Listener: ...

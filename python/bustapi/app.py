@@ -280,6 +280,8 @@ class BustAPI:
             max_header_bytes=options.pop("max_header_bytes", None),
             write_timeout=options.pop("write_timeout", None),
             max_connections=options.pop("max_connections", None),
+            access_log=options.pop("access_log", None),
+            live_stats=options.pop("live_stats", None),
             view_threads=threads,
         )
         if options:
@@ -301,8 +303,9 @@ class BustAPI:
         ``threads`` is the number of threads that run views (default 16);
         ``io_threads`` the async IO threads per process (default: CPU count).
         Options: ``max_body_size``, ``header_read_timeout``, ``write_timeout``,
-        ``max_connections``, ``shutdown_timeout``, ``max_header_bytes`` (defaults in
-        the README).
+        ``max_connections``, ``shutdown_timeout``, ``max_header_bytes``,
+        ``access_log`` (one line per request on stderr), ``live_stats``
+        (defaults in the README).
         """
         _ensure_log_handler()
         self.debug = self.config["DEBUG"] = bool(debug)

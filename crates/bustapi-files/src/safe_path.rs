@@ -54,6 +54,9 @@ pub struct PathPolicy {
     /// Default `true`; `false` refuses any symlink below the root (the root
     /// itself may be a symlink).
     pub follow_symlinks_inside_root: bool,
+    /// A directory without an index file resolves to itself (`is_dir`), for
+    /// servers that render a listing. Default `false` (404).
+    pub list_directories: bool,
 }
 
 impl Default for PathPolicy {
@@ -62,6 +65,7 @@ impl Default for PathPolicy {
             allow_hidden: false,
             index_file: Some("index.html".to_string()),
             follow_symlinks_inside_root: true,
+            list_directories: false,
         }
     }
 }
@@ -122,6 +126,9 @@ pub struct Resolved {
     /// trailing slash), or relative links in the index page resolve against
     /// the parent directory.
     pub is_index: bool,
+    /// The request named a directory with no index file, and the policy lists
+    /// directories: `path` is the directory.
+    pub is_dir: bool,
 }
 
 /// Like [`resolve_url_path`], also telling whether an index file was used.
@@ -238,14 +245,29 @@ fn resolve_segments<'a>(
     let target = inside_root(&root, &candidate, policy)?;
     let meta = fs::metadata(&target).map_err(from_io)?;
     if meta.is_dir() {
-        let index = policy.index_file.as_deref().ok_or(PathError::NotFound)?;
-        let index = inside_root(&root, &target.join(index), policy)?;
-        return match fs::metadata(&index).map_err(from_io)? {
-            m if m.is_file() => Ok(Resolved {
-                path: index,
+        let index = match policy.index_file.as_deref() {
+            Some(name) => match inside_root(&root, &target.join(name), policy) {
+                Ok(index) => fs::metadata(&index)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|_| index),
+                Err(PathError::NotFound) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        return match index {
+            Some(path) => Ok(Resolved {
+                path,
                 is_index: true,
+                is_dir: false,
             }),
-            _ => Err(PathError::NotFound),
+            None if policy.list_directories => Ok(Resolved {
+                path: target,
+                is_index: false,
+                is_dir: true,
+            }),
+            None => Err(PathError::NotFound),
         };
     }
     // `a.txt/` names a directory that does not exist; open(2) agrees.
@@ -255,6 +277,7 @@ fn resolve_segments<'a>(
     Ok(Resolved {
         path: target,
         is_index: false,
+        is_dir: false,
     })
 }
 

@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 pub struct CoreApp {
     dispatch: Py<PyAny>,
     routes: Vec<(String, Vec<Method>, usize)>,
-    statics: Vec<(String, PathBuf, Option<u64>)>,
+    statics: Vec<(String, PathBuf, Option<u64>, bool)>,
     error_codes: HashSet<u16>,
     config: Config,
     view_threads: usize,
@@ -43,10 +43,13 @@ impl CoreApp {
         let statics = self
             .statics
             .iter()
-            .map(|(prefix, folder, max_age)| StaticMount {
+            .map(|(prefix, folder, max_age, listing)| StaticMount {
                 prefix: prefix.clone(),
                 root: folder.canonicalize().unwrap_or_else(|_| folder.clone()),
-                policy: PathPolicy::default(),
+                policy: PathPolicy {
+                    list_directories: *listing,
+                    ..PathPolicy::default()
+                },
                 max_age: *max_age,
                 cache: Default::default(),
             })
@@ -130,18 +133,21 @@ impl CoreApp {
         Ok(())
     }
 
-    #[pyo3(signature = (url_prefix, folder, max_age=None))]
+    /// Mounts `folder` at `url_prefix` (`"/"` mounts it at the root, as `serve` does).
+    #[pyo3(signature = (url_prefix, folder, max_age=None, listing=false))]
     fn add_static(
         &mut self,
         url_prefix: &str,
         folder: PathBuf,
         max_age: Option<u64>,
+        listing: bool,
     ) -> PyResult<()> {
-        let prefix = url_prefix.trim_end_matches('/');
-        if !prefix.starts_with('/') {
+        if !url_prefix.starts_with('/') {
             return Err(PyValueError::new_err("static_url_path must start with '/'"));
         }
-        self.statics.push((prefix.to_string(), folder, max_age));
+        let prefix = url_prefix.trim_end_matches('/');
+        self.statics
+            .push((prefix.to_string(), folder, max_age, listing));
         self.changed();
         Ok(())
     }
@@ -152,7 +158,8 @@ impl CoreApp {
     }
 
     #[pyo3(signature = (*, max_body_size=None, header_read_timeout=None, shutdown_timeout=None,
-        max_header_bytes=None, view_threads=None, write_timeout=None, max_connections=None))]
+        max_header_bytes=None, view_threads=None, write_timeout=None, max_connections=None,
+        access_log=None, live_stats=None))]
     #[allow(clippy::too_many_arguments)]
     fn configure(
         &mut self,
@@ -163,6 +170,8 @@ impl CoreApp {
         view_threads: Option<usize>,
         write_timeout: Option<f64>,
         max_connections: Option<usize>,
+        access_log: Option<bool>,
+        live_stats: Option<bool>,
     ) -> PyResult<()> {
         let secs = |v: f64, what: &str| {
             Duration::try_from_secs_f64(v).map_err(|_| {
@@ -186,6 +195,12 @@ impl CoreApp {
         }
         if let Some(v) = max_connections {
             self.config.max_connections = v.max(1);
+        }
+        if let Some(v) = access_log {
+            self.config.access_log = v;
+        }
+        if let Some(v) = live_stats {
+            self.config.live_stats = v;
         }
         if let Some(v) = view_threads {
             self.view_threads = v.max(1);

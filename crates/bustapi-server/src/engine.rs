@@ -35,6 +35,10 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// One line per request on stderr (method, path, status, bytes, range, time).
+    pub access_log: bool,
+    /// A status line on stderr, refreshed every second, with bytes/s served.
+    pub live_stats: bool,
 }
 
 impl Default for Config {
@@ -46,6 +50,8 @@ impl Default for Config {
             max_header_bytes: 64 * 1024,
             write_timeout: Duration::from_secs(60),
             max_connections: 20_000,
+            access_log: false,
+            live_stats: false,
         }
     }
 }

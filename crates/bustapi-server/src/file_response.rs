@@ -6,6 +6,7 @@
 
 use crate::body::Body;
 use crate::file_cache::{CachedFile, FileCache};
+use crate::listing;
 use bustapi_files::{
     content_disposition, content_type, decide, open::file_meta, open_file, resolve,
     resolve_url_path_detailed, validators, DispositionType, FileBody, FileMeta, OpenError, Options,
@@ -192,6 +193,29 @@ fn failure_response(f: OpenFailure) -> Response<Body> {
     }
 }
 
+/// What a static path turned out to be.
+enum Found {
+    File(CachedFile),
+    /// A directory asked for without its trailing slash.
+    AddSlash,
+    Listing(String),
+}
+
+fn listing_response(method: &Method, html: String) -> Response<Body> {
+    let mut r = Response::new(Body::Empty);
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(html.len()));
+    if method != Method::HEAD {
+        *r.body_mut() = Body::full(html);
+    }
+    r
+}
+
 /// Serves `raw_rest` (still percent-encoded, after the mount prefix) from a static mount.
 pub async fn serve_static(
     mount: &StaticMount,
@@ -206,22 +230,30 @@ pub async fn serve_static(
             let root = mount.root.clone();
             let policy = mount.policy.clone();
             let rest = raw_rest.to_string();
-            let entry = blocking(move || -> Result<Option<CachedFile>, OpenFailure> {
+            let url_path = format!("{}/{raw_rest}", mount.prefix);
+            let entry = blocking(move || -> Result<Found, OpenFailure> {
                 let resolved = resolve_url_path_detailed(&root, &rest, &policy)?;
-                if resolved.is_index && !rest.is_empty() && !rest.ends_with('/') {
-                    return Ok(None); // `/dir` must become `/dir/` for relative links to work
+                let is_directory = resolved.is_index || resolved.is_dir;
+                if is_directory && !rest.is_empty() && !rest.ends_with('/') {
+                    return Ok(Found::AddSlash); // relative links need `/dir/`, not `/dir`
+                }
+                if resolved.is_dir {
+                    let shown = percent_encoding::percent_decode_str(&url_path).decode_utf8_lossy();
+                    let html = listing::render(&resolved.path, &shown).map_err(OpenError::Io)?;
+                    return Ok(Found::Listing(html));
                 }
                 let (file, meta) = open_file(&resolved.path)?;
-                Ok(Some(
+                Ok(Found::File(
                     CachedFile::new(resolved.path, file, meta).map_err(OpenError::Io)?,
                 ))
             })
             .await;
             match entry {
-                Ok(Ok(None)) => {
+                Ok(Ok(Found::AddSlash)) => {
                     return slash_redirect(&format!("{}/{raw_rest}/", mount.prefix), query)
                 }
-                Ok(Ok(Some(entry))) => {
+                Ok(Ok(Found::Listing(html))) => return listing_response(method, html),
+                Ok(Ok(Found::File(entry))) => {
                     let entry = Arc::new(entry);
                     mount.cache.insert(raw_rest, Arc::clone(&entry));
                     Opened::from_cache(&entry)

@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod access_log;
 pub mod body;
 pub mod dispatch;
 pub mod engine;
@@ -32,6 +33,7 @@ pub mod errors;
 pub mod file_cache;
 pub mod file_response;
 pub mod framing;
+pub mod listing;
 pub mod router;
 pub mod serve;
 pub mod write_timeout;

@@ -3,8 +3,10 @@
 //! HTTP/1.1 (keep-alive, pipelining) and HTTP/2 with prior knowledge (h2c) are
 //! served on the same port by hyper-util's auto builder, which sniffs the preface.
 
+use crate::access_log::{self, Logged, Record, Traffic};
 use crate::engine::Engine;
 use crate::write_timeout::WriteTimeout;
+use http::header::RANGE;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -18,6 +20,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Binds a listening socket. `reuse_port` lets several worker processes share the
@@ -88,7 +91,20 @@ pub async fn serve(
 ) -> io::Result<()> {
     raise_fd_limit();
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let slots = Arc::new(Semaphore::new(engine.config.max_connections.max(1)));
+    let max_connections = engine.config.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let counting = engine.config.access_log || engine.config.live_stats;
+    let traffic = counting.then(|| Arc::new(Traffic::default()));
+    let live = match (&traffic, engine.config.live_stats) {
+        (Some(t), true) => {
+            let slots = Arc::clone(&slots);
+            Some(tokio::spawn(access_log::live_line(
+                Arc::clone(t),
+                move || max_connections - slots.available_permits(),
+            )))
+        }
+        _ => None,
+    };
     let builder = Arc::new(connection_builder(&engine));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -113,9 +129,36 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(WriteTimeout::new(stream, engine.config.write_timeout));
         let for_service = Arc::clone(&engine);
+        let traffic = traffic.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let engine = Arc::clone(&for_service);
-            async move { Ok::<_, Infallible>(engine.handle(req, Some(remote)).await) }
+            let traffic = traffic.clone();
+            async move {
+                let record = engine.config.access_log.then(|| {
+                    Box::new(Record {
+                        remote: Some(remote),
+                        method: req.method().clone(),
+                        target: req
+                            .uri()
+                            .path_and_query()
+                            .map_or_else(|| req.uri().to_string(), |p| p.to_string()),
+                        version: req.version(),
+                        status: 0,
+                        range: req
+                            .headers()
+                            .get(RANGE)
+                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                        started: Instant::now(),
+                    })
+                });
+                let response = engine.handle(req, Some(remote)).await;
+                let status = response.status().as_u16();
+                let record = record.map(|mut r| {
+                    r.status = status;
+                    r
+                });
+                Ok::<_, Infallible>(response.map(|body| Logged::new(body, record, traffic)))
+            }
         });
         let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
         tokio::spawn(async move {
@@ -126,6 +169,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    if let Some(live) = live {
+        live.abort();
+    }
     let timeout = engine.config.shutdown_timeout;
     tokio::select! {
         _ = graceful.shutdown() => {}
