@@ -54,7 +54,7 @@ def load_app(target: str) -> Any:
     elif os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module = importlib.import_module(module_name)
-    app = module
+    app: Any = module
     for part in attr.split("."):
         app = getattr(app, part, None)
         if app is None:
