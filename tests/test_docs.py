@@ -50,6 +50,7 @@ WORK_FILES: dict[str, bytes | Path] = {
     "data/dataset.csv": b"id,name\n1,ada\n2,grace\n",
     "downloads/report.pdf": b"%PDF-1.4 report\n",
     "downloads/r\u00e9sum\u00e9 \u20ac.pdf": b"%PDF-1.4 resume\n",
+    "downloads/.secrets": b"API_KEY=do-not-serve\n",
     "releases/app-1.0.tar.gz": bytes(range(256)) * 64,
 }
 

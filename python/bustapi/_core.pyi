@@ -10,6 +10,7 @@ class RequestData:
     raw_path: str
     query_string: str
     http_version: str
+    scheme: str
     remote_addr: Optional[str]
     remote_port: Optional[int]
     body: bytes
@@ -67,6 +68,8 @@ class CoreApp:
         max_connections: Optional[int] = None,
         access_log: Optional[bool] = None,
         live_stats: Optional[bool] = None,
+        ssl_cert: Union[str, PathLike[str], None] = None,
+        ssl_key: Union[str, PathLike[str], None] = None,
     ) -> None: ...
     @staticmethod
     def bind(host: str, port: int, reuse_port: bool = False) -> Listener: ...

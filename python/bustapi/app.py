@@ -273,7 +273,15 @@ class BustAPI:
 
     def _configure(self, threads: Optional[int], options: dict[str, Any]) -> None:
         max_body = self.config.get("MAX_CONTENT_LENGTH")
+        ssl_context = options.pop("ssl_context", None)
+        cert = key = None
+        if ssl_context is not None:
+            if not (isinstance(ssl_context, (tuple, list)) and len(ssl_context) == 2):
+                raise TypeError('ssl_context must be a ("cert.pem", "key.pem") pair')
+            cert, key = (os.fspath(p) for p in ssl_context)
         self._core.configure(
+            ssl_cert=cert,
+            ssl_key=key,
             max_body_size=options.pop("max_body_size", max_body),
             header_read_timeout=options.pop("header_read_timeout", None),
             shutdown_timeout=options.pop("shutdown_timeout", None),
@@ -302,6 +310,7 @@ class BustAPI:
         ``workers`` > 1 forks processes that share the port (``SO_REUSEPORT``);
         ``threads`` is the number of threads that run views (default 16);
         ``io_threads`` the async IO threads per process (default: CPU count).
+        ``ssl_context=("cert.pem", "key.pem")`` serves HTTPS, with HTTP/2 by ALPN.
         Options: ``max_body_size``, ``header_read_timeout``, ``write_timeout``,
         ``max_connections``, ``shutdown_timeout``, ``max_header_bytes``,
         ``access_log`` (one line per request on stderr), ``live_stats``

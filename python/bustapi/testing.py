@@ -146,15 +146,16 @@ class LiveServer:
 
         self.app = app
         threads = options.pop("threads", None)
-        app._configure(threads, options)
+        app._configure(threads, dict(options))
         self._listener = CoreApp.bind(host, port)
         self.host = host
         self.port: int = self._listener.port
+        self.scheme = "https" if options.get("ssl_context") else "http"
         self._handle: Any = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self) -> LiveServer:
         self._handle = self.app._core.start(self._listener, io_threads=2)

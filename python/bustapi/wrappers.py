@@ -85,7 +85,12 @@ class Request:
 
     @property
     def scheme(self) -> str:
-        return "http"
+        """``https`` when the request arrived over TLS."""
+        return self._data.scheme
+
+    @property
+    def is_secure(self) -> bool:
+        return self._data.scheme == "https"
 
     @property
     def host(self) -> str:

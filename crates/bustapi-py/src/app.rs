@@ -159,7 +159,7 @@ impl CoreApp {
 
     #[pyo3(signature = (*, max_body_size=None, header_read_timeout=None, shutdown_timeout=None,
         max_header_bytes=None, view_threads=None, write_timeout=None, max_connections=None,
-        access_log=None, live_stats=None))]
+        access_log=None, live_stats=None, ssl_cert=None, ssl_key=None))]
     #[allow(clippy::too_many_arguments)]
     fn configure(
         &mut self,
@@ -172,6 +172,8 @@ impl CoreApp {
         max_connections: Option<usize>,
         access_log: Option<bool>,
         live_stats: Option<bool>,
+        ssl_cert: Option<PathBuf>,
+        ssl_key: Option<PathBuf>,
     ) -> PyResult<()> {
         let secs = |v: f64, what: &str| {
             Duration::try_from_secs_f64(v).map_err(|_| {
@@ -195,6 +197,15 @@ impl CoreApp {
         }
         if let Some(v) = max_connections {
             self.config.max_connections = v.max(1);
+        }
+        match (ssl_cert, ssl_key) {
+            (Some(cert), Some(key)) => {
+                let tls = bustapi_server::tls::server_config(&cert, &key)
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                self.config.tls = Some(tls);
+            }
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("HTTPS needs both a certificate and a key")),
         }
         if let Some(v) = access_log {
             self.config.access_log = v;

@@ -16,6 +16,7 @@ pub struct RequestData {
     headers: Arc<HeaderMap>,
     body: Bytes,
     remote_addr: Option<std::net::SocketAddr>,
+    secure: bool,
 }
 
 impl RequestData {
@@ -27,6 +28,7 @@ impl RequestData {
             headers: Arc::clone(&req.headers),
             body: req.body.clone(),
             remote_addr: req.remote_addr,
+            secure: req.secure,
         }
     }
 }
@@ -57,6 +59,15 @@ impl RequestData {
             http::Version::HTTP_2 => "HTTP/2",
             http::Version::HTTP_3 => "HTTP/3",
             _ => "HTTP/1.1",
+        }
+    }
+
+    #[getter]
+    fn scheme(&self) -> &'static str {
+        if self.secure {
+            "https"
+        } else {
+            "http"
         }
     }
 

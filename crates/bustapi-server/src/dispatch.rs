@@ -32,6 +32,8 @@ pub struct ViewRequest {
     pub headers: std::sync::Arc<HeaderMap>,
     pub body: Bytes,
     pub remote_addr: Option<SocketAddr>,
+    /// Arrived over TLS (`https`).
+    pub secure: bool,
     /// Decoded, converter-checked route parameters in rule order.
     pub params: Vec<(String, String, Converter)>,
 }

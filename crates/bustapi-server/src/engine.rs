@@ -39,6 +39,8 @@ pub struct Config {
     pub access_log: bool,
     /// A status line on stderr, refreshed every second, with bytes/s served.
     pub live_stats: bool,
+    /// Serve HTTPS (HTTP/2 by ALPN) instead of plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             max_connections: 20_000,
             access_log: false,
             live_stats: false,
+            tls: None,
         }
     }
 }
@@ -138,6 +141,7 @@ impl Engine {
                     Err(status) => return self.error(status, None, parts, remote).await,
                 };
                 let request = ViewRequest {
+                    secure: parts.extensions.get::<crate::serve::Secure>().is_some(),
                     target: Target::Endpoint(endpoint),
                     method: parts.method,
                     uri: parts.uri,
@@ -222,6 +226,7 @@ impl Engine {
             let method = parts.method.clone();
             let headers = Arc::new(parts.headers);
             let request = ViewRequest {
+                secure: parts.extensions.get::<crate::serve::Secure>().is_some(),
                 target: Target::Error(status),
                 method: parts.method,
                 uri: parts.uri,

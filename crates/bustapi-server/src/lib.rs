@@ -36,6 +36,7 @@ pub mod framing;
 pub mod listing;
 pub mod router;
 pub mod serve;
+pub mod tls;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};

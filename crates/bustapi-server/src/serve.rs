@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 /// Binds a listening socket. `reuse_port` lets several worker processes share the
 /// port, with the kernel spreading connections among them.
@@ -63,6 +64,57 @@ async fn accept(
         .map_err(io::Error::other)?;
     let (stream, remote) = listener.accept().await?;
     Ok((stream, remote, permit))
+}
+
+/// Marks a request that arrived over TLS (a request extension).
+#[derive(Clone, Copy, Debug)]
+pub struct Secure;
+
+/// The per-connection service: access-log bookkeeping around `Engine::handle`.
+fn service(
+    engine: Arc<Engine>,
+    traffic: Option<Arc<Traffic>>,
+    remote: SocketAddr,
+    secure: bool,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = http::Response<Logged>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<Logged>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |mut req: Request<Incoming>| {
+        let engine = Arc::clone(&engine);
+        let traffic = traffic.clone();
+        if secure {
+            req.extensions_mut().insert(Secure);
+        }
+        async move {
+            let record = engine.config.access_log.then(|| {
+                Box::new(Record {
+                    remote: Some(remote),
+                    method: req.method().clone(),
+                    target: req
+                        .uri()
+                        .path_and_query()
+                        .map_or_else(|| req.uri().to_string(), |p| p.to_string()),
+                    version: req.version(),
+                    status: 0,
+                    range: req
+                        .headers()
+                        .get(RANGE)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    started: Instant::now(),
+                })
+            });
+            let response = engine.handle(req, Some(remote)).await;
+            let status = response.status().as_u16();
+            let record = record.map(|mut r| {
+                r.status = status;
+                r
+            });
+            Ok::<_, Infallible>(response.map(|body| Logged::new(body, record, traffic)))
+        }
+    })
 }
 
 /// Lifts the soft open-files limit to the hard one: every connection is a
@@ -127,42 +179,42 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(WriteTimeout::new(stream, engine.config.write_timeout));
-        let for_service = Arc::clone(&engine);
-        let traffic = traffic.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let engine = Arc::clone(&for_service);
-            let traffic = traffic.clone();
-            async move {
-                let record = engine.config.access_log.then(|| {
-                    Box::new(Record {
-                        remote: Some(remote),
-                        method: req.method().clone(),
-                        target: req
-                            .uri()
-                            .path_and_query()
-                            .map_or_else(|| req.uri().to_string(), |p| p.to_string()),
-                        version: req.version(),
-                        status: 0,
-                        range: req
-                            .headers()
-                            .get(RANGE)
-                            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-                        started: Instant::now(),
-                    })
-                });
-                let response = engine.handle(req, Some(remote)).await;
-                let status = response.status().as_u16();
-                let record = record.map(|mut r| {
-                    r.status = status;
-                    r
-                });
-                Ok::<_, Infallible>(response.map(|body| Logged::new(body, record, traffic)))
-            }
-        });
-        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
+        let io = WriteTimeout::new(stream, engine.config.write_timeout);
+        let tls = engine.config.tls.clone().map(TlsAcceptor::from);
+        let service = service(Arc::clone(&engine), traffic.clone(), remote, tls.is_some());
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let handshake_timeout = engine.config.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection(TokioIo::new(io), service)
+                                .into_owned(),
+                        )
+                        .await
+                }
+                // The handshake is bounded like a request head: a client that opens a
+                // socket and never completes TLS is a slowloris too.
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(
+                                    builder
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .into_owned(),
+                                )
+                                .await
+                        }
+                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!("connection from {remote} ended: {e}");
             }
             drop(permit); // the slot frees only when the connection is gone
