@@ -315,3 +315,25 @@ def test_registration_errors() -> None:
         app.add_url_rule("/dup", "other", lambda: "", methods=["GET"])
     with pytest.raises(TypeError):
         app.route("/m", methods="GET")(lambda: "")  # type: ignore[arg-type]
+
+
+def test_after_request_sees_error_responses(client_for: Any) -> None:
+    app = BustAPI(static_folder=None)
+
+    @app.route("/fails")
+    def fails() -> str:
+        abort(403)
+
+    @app.route("/raises")
+    def raises() -> str:
+        raise ValueError("x")
+
+    @app.after_request
+    def stamp(response: Response) -> Response:
+        response.headers["X-After"] = "yes"
+        return response
+
+    client = client_for(app)
+    for path, status in (("/fails", 403), ("/raises", 500), ("/missing", 404)):
+        r = client.get(path)
+        assert r.status == status and r.headers.get("x-after") == "yes", path

@@ -10,12 +10,16 @@ How one block is run:
   directory holds the files the snippets refer to (``WORK_FILES``).
 * ``BustAPI.run`` is monkeypatched to a recorder, so no snippet blocks: the recorder
   checks the arguments as ``run()`` itself does (its signature, then the engine options
-  through ``app._configure``, which raises ``TypeError`` for unknown ones) and returns.
+  through ``_configure`` on a scratch app, which raises ``TypeError`` for unknown ones
+  and loads an ``ssl_context``'s files) and returns. A block whose
+  ``if __name__ == "__main__":`` calls ``app.run(...)`` must reach the recorder.
 * Afterwards, the ``test_*`` functions the block defines that take no arguments are
-  called. If the block defines ``app`` (a ``BustAPI``), the app is served with
-  ``bustapi.testing.LiveServer`` and every registered GET rule without parameters
-  (from ``app.url_map``) is requested over a socket; each must answer with a status
-  below 500.
+  called; a block that imports pytest (fixtures) is instead run by pytest itself, in a
+  subprocess, as a test module in the work directory. If the block defines ``app`` (a
+  ``BustAPI``), the app is served with ``bustapi.testing.LiveServer`` and every
+  registered GET rule without parameters (from ``app.url_map``) is requested over a
+  socket; each must answer with a status below 500.
+* Logging configuration changed by a block is restored afterwards.
 
 Not executed: blocks tagged ```python no-run (they use features that are not
 implemented yet; remove the tag when the feature lands) and blocks in any other
@@ -25,10 +29,14 @@ language (``sh``, ``text``, ``html``, ``nginx``, ...).
 from __future__ import annotations
 
 import inspect
+import logging
+import os
 import re
 import shutil
+import subprocess
 import sys
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +50,27 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 VIDEO = ROOT / "python" / "bustapi" / "demo" / "static" / "video.mp4"
 
+# A self-signed P-256 certificate for CN=localhost (valid until 2126) and its key, for
+# the snippets that pass ssl_context=("cert.pem", "key.pem"). Test use only.
+TEST_CERT_PEM = b"""-----BEGIN CERTIFICATE-----
+MIIBfzCCASWgAwIBAgIUWV/7ykgX+WfF+sA0HBB5YzS9SIowCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNTE0NTM1NloYDzIxMjYxMTAx
+MTQ1MzU2WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAARsP+2f5gL6f4TZpDQOWp8drKAv4ppbEpQZzr3MOiYCyDD+llgvycUf
+zvmkzU8PjGrEm0FoTXbYPxNf7N2udFA0o1MwUTAdBgNVHQ4EFgQUzA+1hAq4TvMy
+2mLuZNX/QhtDtbEwHwYDVR0jBBgwFoAUzA+1hAq4TvMy2mLuZNX/QhtDtbEwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA5rtXRibOyL0kM9gNnt9d
+jlj2rEb6e0iqEtl3cj2gaM0CIHRTXhL1n1Jpc1rdIEiBkVshbhVPHhFTp7aJuEi5
+HDzf
+-----END CERTIFICATE-----
+"""
+TEST_KEY_PEM = b"""-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgmBQxTBo/OxJ/d8d1
+0p/VkjqZhQhiYEwktJAifZ5I+vehRANCAARsP+2f5gL6f4TZpDQOWp8drKAv4ppb
+EpQZzr3MOiYCyDD+llgvycUfzvmkzU8PjGrEm0FoTXbYPxNf7N2udFA0
+-----END PRIVATE KEY-----
+"""
+
 # Files the snippets mention, relative to the work directory: bytes, or a Path to copy.
 WORK_FILES: dict[str, bytes | Path] = {
     "static/video.mp4": VIDEO,
@@ -52,11 +81,13 @@ WORK_FILES: dict[str, bytes | Path] = {
     "downloads/r\u00e9sum\u00e9 \u20ac.pdf": b"%PDF-1.4 resume\n",
     "downloads/.secrets": b"API_KEY=do-not-serve\n",
     "releases/app-1.0.tar.gz": bytes(range(256)) * 64,
+    "cert.pem": TEST_CERT_PEM,
+    "key.pem": TEST_KEY_PEM,
 }
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^`]*)$")
 RUN_FLAGS = {"": True, "no-run": False}
-PYTHON_ALIASES = {"py", "python3", "pycon", "python3-no-run"}
+PYTHON_ALIASES = {"py", "python3", "pycon"}
 
 
 @dataclass(frozen=True)
@@ -109,25 +140,22 @@ ALL_PYTHON = python_blocks()
 RUNNABLE = [b for b in ALL_PYTHON if RUN_FLAGS[b.info.partition(" ")[2].strip()]]
 
 
-@dataclass
-class RunCall:
-    app: BustAPI
-    arguments: dict[str, Any]
-
-
 _REAL_RUN = BustAPI.run
 
 
 @pytest.fixture
-def run_calls(monkeypatch: pytest.MonkeyPatch) -> list[RunCall]:
+def run_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Replaces ``BustAPI.run`` with a recorder that validates like ``run()`` and returns."""
-    calls: list[RunCall] = []
+    calls: list[dict[str, Any]] = []
 
     def recording_run(self: BustAPI, *args: Any, **kwargs: Any) -> None:
         bound = inspect.signature(_REAL_RUN).bind(self, *args, **kwargs)
         options = dict(bound.arguments.get("options", {}))
-        self._configure(bound.arguments.get("threads"), options)  # TypeError if unknown
-        calls.append(RunCall(self, dict(bound.arguments)))
+        # Validated as run() does, on a scratch app: the snippet's own app stays as it was
+        # (plain HTTP, default limits) for exercise().
+        scratch = BustAPI(static_folder=None, root_path=os.getcwd())
+        scratch._configure(bound.arguments.get("threads"), options)  # raises if unknown
+        calls.append(dict(bound.arguments))
 
     monkeypatch.setattr(BustAPI, "run", recording_run)
     return calls
@@ -135,6 +163,7 @@ def run_calls(monkeypatch: pytest.MonkeyPatch) -> list[RunCall]:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The snippets' current directory, holding ``WORK_FILES``."""
     for rel, content in WORK_FILES.items():
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +173,15 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             target.write_bytes(content)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def isolated_logging() -> Iterator[None]:
+    """Undoes what a snippet does to the logging configuration (``basicConfig``, levels)."""
+    root, ours = logging.getLogger(), logging.getLogger("bustapi")
+    saved = (list(root.handlers), root.level, list(ours.handlers), ours.level)
+    yield
+    root.handlers[:], root.level, ours.handlers[:], ours.level = saved
 
 
 def exec_block(block: Block, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -157,6 +195,20 @@ def exec_block(block: Block, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return module.__dict__
 
 
+def run_with_pytest(block: Block, workdir: Path) -> None:
+    """Runs a snippet that uses pytest (fixtures) as a test module of its own."""
+    test_file = workdir / f"test_snippet_{block.path.stem.replace('-', '_')}_{block.line}.py"
+    test_file.write_text(block.code, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file.name],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"{block.id}: pytest failed\n{proc.stdout}\n{proc.stderr}"
+
+
 def exercise(app: BustAPI) -> None:
     """GETs every parameterless GET rule over a real socket; none may fail with a 5xx."""
     rules = [rule for rule, _, methods in app.url_map if "GET" in methods and "<" not in rule]
@@ -166,15 +218,24 @@ def exercise(app: BustAPI) -> None:
             assert r.status < 500, f"GET {rule} -> {r.status}: {r.body[:300]!r}"
 
 
+@pytest.mark.usefixtures("isolated_logging")
 @pytest.mark.parametrize("block", RUNNABLE, ids=[b.id for b in RUNNABLE])
 def test_doc_snippet(
-    block: Block, workdir: Path, run_calls: list[RunCall], monkeypatch: pytest.MonkeyPatch
+    block: Block,
+    workdir: Path,
+    run_calls: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     namespace = exec_block(block, workdir, monkeypatch)
-    for name, value in list(namespace.items()):
-        if name.startswith("test_") and callable(value) and inspect.isfunction(value):
-            if not inspect.signature(value).parameters:
-                value()
+    if re.search(r"^if __name__ == .__main__.:\n\s+app\.run\(", block.code, re.M):
+        assert run_calls, f"{block.id}: the __main__ block did not call app.run()"
+    if re.search(r"^import pytest$", block.code, re.M):
+        run_with_pytest(block, workdir)  # fixtures need pytest itself
+    else:
+        for name, value in list(namespace.items()):
+            if name.startswith("test_") and inspect.isfunction(value):
+                if not inspect.signature(value).parameters:
+                    value()
     app = namespace.get("app")
     if isinstance(app, BustAPI):
         exercise(app)

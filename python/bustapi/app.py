@@ -174,7 +174,15 @@ class BustAPI:
         ):
             raise TypeError("errorhandler() needs an HTTP status code or an exception class")
         self._error_handlers[code_or_exception] = f
-        self._core.set_error_codes([c for c in self._error_handlers if isinstance(c, int)])
+        self._sync_error_codes()
+
+    def _sync_error_codes(self) -> None:
+        """Tells the engine which errors it detects (404, 405, 413, 400) Python must
+        render: those with a handler, or all of them once after_request hooks exist."""
+        codes = {c for c in self._error_handlers if isinstance(c, int)}
+        if self._after:
+            codes |= {400, 404, 405, 413}
+        self._core.set_error_codes(sorted(codes))
 
     def before_request(self, f: F) -> F:
         """Runs ``f()`` before each view; a non-``None`` return value is the response."""
@@ -182,8 +190,10 @@ class BustAPI:
         return f
 
     def after_request(self, f: F) -> F:
-        """Runs ``f(response)`` after each view; it returns the response to send."""
+        """Runs ``f(response)`` after each view, error responses included; it
+        returns the response to send."""
         self._after.append(f)
+        self._sync_error_codes()
         return f
 
     # -- dispatch (called by the engine on a view thread) -------------------------
@@ -210,15 +220,16 @@ class BustAPI:
                         return 200, _JSON_HEADERS, dumps_json(rv)
                     if kind is str:
                         return 200, _HTML_HEADERS, rv.encode()
-                response = _to_response(rv)
-                for hook in self._after:
-                    response = hook(response)
-                return response._parts()
             except HTTPException as e:
-                return _to_response(self._handle_http_exception(e))._parts()
+                rv = self._handle_http_exception(e)
             except Exception as e:  # noqa: BLE001 - every view error becomes a response
-                return _to_response(self._handle_exception(e))._parts()
-        except Exception as e:  # an error handler itself failed
+                rv = self._handle_exception(e)
+            response = _to_response(rv)
+            # As in Flask, after_request also sees responses made by error handlers.
+            for hook in self._after:
+                response = hook(response)
+            return response._parts()
+        except Exception as e:  # an error handler or hook itself failed
             logger.error("Exception while handling an error", exc_info=e)
             return self._internal_error(e)._parts()
         finally:

@@ -204,7 +204,8 @@ impl CoreApp {
                     .map_err(|e| PyValueError::new_err(e.to_string()))?;
                 self.config.tls = Some(tls);
             }
-            (None, None) => {}
+            // Every configure() call states the whole TLS setting: none means plain HTTP.
+            (None, None) => self.config.tls = None,
             _ => return Err(PyValueError::new_err("HTTPS needs both a certificate and a key")),
         }
         if let Some(v) = access_log {
