@@ -206,7 +206,11 @@ impl CoreApp {
             }
             // Every configure() call states the whole TLS setting: none means plain HTTP.
             (None, None) => self.config.tls = None,
-            _ => return Err(PyValueError::new_err("HTTPS needs both a certificate and a key")),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "HTTPS needs both a certificate and a key",
+                ))
+            }
         }
         if let Some(v) = access_log {
             self.config.access_log = v;
