@@ -5,6 +5,7 @@
 //! bodies cost no allocation beyond their bytes.
 
 use crate::dispatch::{ChunkFuture, ChunkSource};
+use crate::sendfile::SendfileBody;
 use bustapi_files::FileBody;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -17,6 +18,8 @@ pub enum Body {
     Full(Option<Bytes>),
     File(Box<FileBody>),
     Stream(StreamBody),
+    /// A file sent with sendfile(2) on a plain HTTP/1.x connection.
+    Sendfile(SendfileBody),
 }
 
 /// Pulls a [`ChunkSource`] one chunk at a time, as the connection drains.
@@ -86,6 +89,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => s.poll_chunk(cx),
+            Body::Sendfile(s) => Pin::new(s).poll_frame(cx),
             Body::File(f) => {
                 let polled = Pin::new(f.as_mut()).poll_frame(cx);
                 if let Poll::Ready(Some(Err(e))) = &polled {
@@ -104,6 +108,7 @@ impl http_body::Body for Body {
             Body::Full(b) => b.is_none(),
             Body::File(f) => f.is_end_stream(),
             Body::Stream(s) => s.done,
+            Body::Sendfile(s) => s.is_end_stream(),
         }
     }
 
@@ -113,6 +118,7 @@ impl http_body::Body for Body {
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Body::File(f) => f.size_hint(),
             Body::Stream(_) => SizeHint::default(),
+            Body::Sendfile(s) => s.size_hint(),
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub access_log: bool,
     /// A status line on stderr, refreshed every second, with bytes/s served.
     pub live_stats: bool,
+    /// Send file bodies with sendfile(2) on plain HTTP/1.x connections.
+    pub sendfile: bool,
     /// Serve HTTPS (HTTP/2 by ALPN) instead of plain HTTP.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
@@ -54,6 +56,7 @@ impl Default for Config {
             max_connections: 20_000,
             access_log: false,
             live_stats: false,
+            sendfile: true,
             tls: None,
         }
     }

@@ -35,6 +35,7 @@ pub mod file_response;
 pub mod framing;
 pub mod listing;
 pub mod router;
+pub mod sendfile;
 pub mod serve;
 pub mod tls;
 pub mod write_timeout;

@@ -4,7 +4,9 @@
 //! served on the same port by hyper-util's auto builder, which sniffs the preface.
 
 use crate::access_log::{self, Logged, Record, Traffic};
+use crate::body::Body;
 use crate::engine::Engine;
+use crate::sendfile::{FileSink, SendfileBody, Slot};
 use crate::write_timeout::WriteTimeout;
 use http::header::RANGE;
 use hyper::body::Incoming;
@@ -76,6 +78,7 @@ fn service(
     traffic: Option<Arc<Traffic>>,
     remote: SocketAddr,
     secure: bool,
+    slot: Option<Arc<Slot>>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = http::Response<Logged>,
@@ -85,6 +88,10 @@ fn service(
     service_fn(move |mut req: Request<Incoming>| {
         let engine = Arc::clone(&engine);
         let traffic = traffic.clone();
+        // HTTP/2 multiplexes streams over the connection: sendfile is HTTP/1.x only.
+        let slot = slot
+            .clone()
+            .filter(|_| req.version() <= http::Version::HTTP_11);
         if secure {
             req.extensions_mut().insert(Secure);
         }
@@ -106,7 +113,12 @@ fn service(
                     started: Instant::now(),
                 })
             });
-            let response = engine.handle(req, Some(remote)).await;
+            let mut response = engine.handle(req, Some(remote)).await;
+            if let (Some(slot), Body::File(file)) = (&slot, response.body()) {
+                if let Some(zero_copy) = SendfileBody::from_file_body(file, slot) {
+                    *response.body_mut() = Body::Sendfile(zero_copy);
+                }
+            }
             let status = response.status().as_u16();
             let record = record.map(|mut r| {
                 r.status = status;
@@ -179,34 +191,46 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let io = WriteTimeout::new(stream, engine.config.write_timeout);
         let tls = engine.config.tls.clone().map(TlsAcceptor::from);
-        let service = service(Arc::clone(&engine), traffic.clone(), remote, tls.is_some());
+        let write_timeout = engine.config.write_timeout;
+        let handshake_timeout = engine.config.header_read_timeout;
+        // Plain TCP gets the zero-copy file path; TLS must encrypt in user space.
+        let slot = (tls.is_none() && engine.config.sendfile).then(|| Arc::new(Slot::default()));
+        let service = service(
+            Arc::clone(&engine),
+            traffic.clone(),
+            remote,
+            tls.is_some(),
+            slot.clone(),
+        );
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
-        let handshake_timeout = engine.config.header_read_timeout;
         tokio::spawn(async move {
-            let served = match tls {
-                None => {
+            let served = match (tls, slot) {
+                (None, Some(slot)) => {
+                    let io = TokioIo::new(WriteTimeout::new(
+                        FileSink::new(stream, slot),
+                        write_timeout,
+                    ));
                     watcher
-                        .watch(
-                            builder
-                                .serve_connection(TokioIo::new(io), service)
-                                .into_owned(),
-                        )
+                        .watch(builder.serve_connection(io, service).into_owned())
+                        .await
+                }
+                (None, None) => {
+                    let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+                    watcher
+                        .watch(builder.serve_connection(io, service).into_owned())
                         .await
                 }
                 // The handshake is bounded like a request head: a client that opens a
                 // socket and never completes TLS is a slowloris too.
-                Some(acceptor) => {
+                (Some(acceptor), _) => {
+                    let io = WriteTimeout::new(stream, write_timeout);
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                         Ok(Ok(stream)) => {
+                            let io = TokioIo::new(stream);
                             watcher
-                                .watch(
-                                    builder
-                                        .serve_connection(TokioIo::new(stream), service)
-                                        .into_owned(),
-                                )
+                                .watch(builder.serve_connection(io, service).into_owned())
                                 .await
                         }
                         Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
