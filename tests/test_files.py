@@ -413,3 +413,20 @@ def test_sparse_file_past_4gib(tmp_path: Path, serve: Callable[..., Any]) -> Non
         r = get(port, path, Range="bytes=-16")
         assert r.status == 206 and r.body == b"\0" * 16
         assert r.headers["content-range"] == f"bytes {size - 16}-{size - 1}/{size}"
+
+
+@pytest.mark.parametrize("sendfile", [True, False])
+def test_zero_copy_and_copy_paths_send_the_same_bytes(
+    tmp_path: Path, serve: Callable[..., Any], sendfile: bool
+) -> None:
+    static = tmp_path / "static"
+    static.mkdir()
+    content = random.Random(7).randbytes(3 * 1024 * 1024 + 17)  # above the inline size
+    (static / "v.bin").write_bytes(content)
+    port = serve(BustAPI(static_folder=str(static)), sendfile=sendfile).port
+    assert get(port, "/static/v.bin").body == content
+    r = get(port, "/static/v.bin", Range="bytes=1048570-2097160")
+    assert r.status == 206 and r.body == content[1048570:2097161]
+    r = get(port, "/static/v.bin", Range="bytes=0-9,2097152-3145727,-5")
+    parts = parse_multipart(r)
+    assert [b for _, _, b in parts] == [content[:10], content[2097152:3145728], content[-5:]]

@@ -70,6 +70,7 @@ class CoreApp:
         live_stats: Optional[bool] = None,
         ssl_cert: Union[str, PathLike[str], None] = None,
         ssl_key: Union[str, PathLike[str], None] = None,
+        sendfile: Optional[bool] = None,
     ) -> None: ...
     @staticmethod
     def bind(host: str, port: int, reuse_port: bool = False) -> Listener: ...

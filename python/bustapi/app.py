@@ -301,6 +301,7 @@ class BustAPI:
             max_connections=options.pop("max_connections", None),
             access_log=options.pop("access_log", None),
             live_stats=options.pop("live_stats", None),
+            sendfile=options.pop("sendfile", None),
             view_threads=threads,
         )
         if options:
@@ -324,7 +325,8 @@ class BustAPI:
         ``ssl_context=("cert.pem", "key.pem")`` serves HTTPS, with HTTP/2 by ALPN.
         Options: ``max_body_size``, ``header_read_timeout``, ``write_timeout``,
         ``max_connections``, ``shutdown_timeout``, ``max_header_bytes``,
-        ``access_log`` (one line per request on stderr), ``live_stats``
+        ``access_log`` (one line per request on stderr), ``live_stats``,
+        ``sendfile`` (zero-copy file bodies on plain HTTP/1.x, default on)
         (defaults in the README).
         """
         _ensure_log_handler()

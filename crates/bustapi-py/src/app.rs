@@ -159,7 +159,7 @@ impl CoreApp {
 
     #[pyo3(signature = (*, max_body_size=None, header_read_timeout=None, shutdown_timeout=None,
         max_header_bytes=None, view_threads=None, write_timeout=None, max_connections=None,
-        access_log=None, live_stats=None, ssl_cert=None, ssl_key=None))]
+        access_log=None, live_stats=None, ssl_cert=None, ssl_key=None, sendfile=None))]
     #[allow(clippy::too_many_arguments)]
     fn configure(
         &mut self,
@@ -174,6 +174,7 @@ impl CoreApp {
         live_stats: Option<bool>,
         ssl_cert: Option<PathBuf>,
         ssl_key: Option<PathBuf>,
+        sendfile: Option<bool>,
     ) -> PyResult<()> {
         let secs = |v: f64, what: &str| {
             Duration::try_from_secs_f64(v).map_err(|_| {
@@ -211,6 +212,9 @@ impl CoreApp {
                     "HTTPS needs both a certificate and a key",
                 ))
             }
+        }
+        if let Some(v) = sendfile {
+            self.config.sendfile = v;
         }
         if let Some(v) = access_log {
             self.config.access_log = v;
