@@ -3,6 +3,8 @@
 Put a video at ``examples/static/video.mp4`` and open http://127.0.0.1:5000/.
 """
 
+import os
+
 from bustapi import BustAPI
 
 # Files in "static/" are automatically streamable
@@ -11,13 +13,9 @@ app = BustAPI(static_folder="static")
 
 @app.route("/")
 def page() -> str:
-    return """<!doctype html>
-<title>BustAPI static video</title>
-<video width="640" height="360" controls>
-    <source src="/static/video.mp4" type="video/mp4">
-    Your browser does not support the video tag.
-</video>
-"""
+    # The seed's HTML5 video example (examples/video.html).
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "video.html")) as f:
+        return f.read()
 
 
 if __name__ == "__main__":
