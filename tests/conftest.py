@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import http.client
 import json as _json
+import re
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional, Union
 
 import pytest
 from bustapi import BustAPI
@@ -73,6 +76,35 @@ def raw_exchange(port: int, payload: bytes, timeout: float = 10) -> bytes:
         except socket.timeout:
             pass
         return b"".join(chunks)
+
+
+def start_server(
+    argv: list[str], cwd: Any = None, stderr: Union[int, IO[str]] = subprocess.STDOUT
+) -> tuple[subprocess.Popen[str], int, str]:
+    """Starts a server process and waits for its start-up line; returns
+    ``(process, port, line)``."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    assert proc.stdout is not None
+    for _ in range(5):
+        line = proc.stdout.readline()
+        m = re.search(r"https?://127\.0\.0\.1:(\d+)/", line)
+        if m:
+            return proc, int(m.group(1)), line
+    stop_process(proc)
+    raise AssertionError("the server printed no start-up line with its URL")
+
+
+def stop_process(
+    proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 15
+) -> None:
+    """Asks a process to stop with ``sig``; kills it if it does not within ``timeout``."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:

@@ -14,35 +14,12 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from conftest import http_request
+from conftest import http_request, start_server, stop_process
 
 
 def start(args: list[str], cwd: Path, stderr: IO[str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bustapi", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for _ in range(5):
-        line = proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if m:
-            return proc, int(m.group(1))
-    proc.kill()
-    raise AssertionError("no start-up line with the URL")
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    proc, port, _ = start_server([sys.executable, "-m", "bustapi", *args], cwd, stderr)
+    return proc, port
 
 
 @pytest.fixture
@@ -65,7 +42,7 @@ def served(folder: Path, tmp_path: Path) -> Iterator[tuple[int, Path]]:
     try:
         yield port, log
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def test_serve_lists_directories(served: tuple[int, Path]) -> None:
@@ -125,7 +102,7 @@ def test_run_module_app(tmp_path: Path) -> None:
     try:
         assert http_request(port, "GET", "/").json == {"version": 1}
     finally:
-        stop(proc)
+        stop_process(proc)
     assert proc.returncode == 0
 
 
@@ -146,12 +123,7 @@ def test_run_with_reload_restarts_on_change(tmp_path: Path) -> None:
         os.utime(tmp_path / "myapp.py", (time.time() + 5, time.time() + 5))
         assert _wait_json(port, {"version": 2}), "the app was not reloaded after the change"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGINT)
 
 
 def _free_port() -> int:

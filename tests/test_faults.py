@@ -5,11 +5,8 @@ from __future__ import annotations
 import http.client
 import os
 import random
-import re
 import resource
-import signal
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -19,7 +16,7 @@ from typing import Any, Callable
 
 import pytest
 from bustapi import BustAPI, Response, _core, send_from_directory
-from conftest import closed_within, http_request, raw_exchange
+from conftest import closed_within, http_request, raw_exchange, start_server, stop_process
 
 
 def open_fds() -> int:
@@ -265,14 +262,8 @@ def test_out_of_descriptors_is_survived(tmp_path: Path) -> None:
     script.write_text(EMFILE_APP)
     log = tmp_path / "stderr.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=err, text=True
-        )
+        proc, port, _ = start_server([sys.executable, str(script)], stderr=err)
     try:
-        assert proc.stdout is not None
-        m = re.search(r":(\d+)/", proc.stdout.readline())
-        assert m
-        port = int(m.group(1))
         assert http_request(port, "GET", "/hello").body == b"hi"
         hog = []
         for _ in range(100):  # more than the server's 64 descriptors
@@ -285,9 +276,4 @@ def test_out_of_descriptors_is_survived(tmp_path: Path) -> None:
         assert http_request(port, "GET", "/hello", timeout=10).body == b"hi"
         assert "accept failed" in log.read_text(), "the test never drove the server to EMFILE"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

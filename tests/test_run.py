@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-from conftest import http_request
+from conftest import http_request, start_server, stop_process
 
 APP = textwrap.dedent(
     """
@@ -35,19 +33,9 @@ def test_workers_share_the_port_and_static_is_module_relative(tmp_path: Path) ->
     (appdir / "app.py").write_text(APP)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, str(appdir / "app.py")],
-        cwd=elsewhere,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, port, line = start_server([sys.executable, str(appdir / "app.py")], cwd=elsewhere)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/ \(workers: 2\)", line)
-        assert m, line
-        port = int(m.group(1))
+        assert "(workers: 2)" in line, line
         r = http_request(port, "GET", "/static/hello.txt")
         assert r.status == 200 and r.body == b"from the module's static folder\n"
         pids = set()
@@ -59,6 +47,4 @@ def test_workers_share_the_port_and_static_is_module_relative(tmp_path: Path) ->
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

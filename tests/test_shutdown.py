@@ -4,7 +4,6 @@ finish, then the process exits cleanly."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import http_request
+from conftest import http_request, start_server, stop_process
 
 APP = textwrap.dedent(
     """
@@ -43,14 +42,8 @@ def start_app(tmp_path: Path) -> tuple[subprocess.Popen[str], int, Path]:
     marker = tmp_path / "in-view"
     script = tmp_path / "app.py"
     script.write_text(APP.format(marker=str(marker)))
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-    assert m, f"no start-up line with the URL, got {line!r}"
-    return proc, int(m.group(1)), marker
+    proc, port, _ = start_server([sys.executable, str(script)])
+    return proc, port, marker
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -76,6 +69,4 @@ def test_in_flight_request_finishes_then_exit(tmp_path: Path, sig: int) -> None:
         with pytest.raises(OSError):
             http_request(port, "GET", "/hello", timeout=2)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGKILL)
