@@ -37,6 +37,11 @@ use tokio::net::TcpStream;
 /// Largest placeholder frame: one `sendfile` call sends at most this much.
 pub const MARKER_LEN: usize = 1 << 20;
 
+/// Bodies smaller than this are copied instead: the headers and a small body then
+/// leave in one `writev`, where sendfile would cost a second system call (a
+/// `bytes=0-1` probe is all overhead).
+pub const SENDFILE_MIN: u64 = 64 * 1024;
+
 /// The placeholder buffer. Allocated zeroed and never written or read, so its
 /// pages are never even faulted in.
 fn marker() -> &'static [u8] {
@@ -208,7 +213,7 @@ pub struct SendfileBody {
 
 impl SendfileBody {
     /// Converts a planned file body, if it streams from a file (bytes held in
-    /// memory are cheaper to send as they are).
+    /// memory are cheaper to send as they are) and is large enough to gain.
     pub fn from_file_body(body: &FileBody, slot: &Arc<Slot>) -> Option<Self> {
         let Source::File(file) = body.source() else {
             return None;
