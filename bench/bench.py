@@ -15,6 +15,7 @@ Settings come from the environment: see the top of ``bench/run.sh``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import http.client
 import json
@@ -146,32 +147,11 @@ def make_video(path: Path) -> str:
         tmp = path.with_suffix(".tmp.mp4")
         cmd = [
             ffmpeg,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "20",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-b:v",
-            "6M",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-movflags",
-            "+faststart",
+            *"-hide_banner -loglevel error -y".split(),
+            *"-f lavfi -i testsrc2=size=1280x720:rate=30".split(),
+            *"-f lavfi -i sine=frequency=440:sample_rate=48000".split(),
+            *"-t 20 -c:v libx264 -preset veryfast -b:v 6M -pix_fmt yuv420p".split(),
+            *"-c:a aac -movflags +faststart".split(),
             str(tmp),
         ]
         print("making a 20 s 720p H.264 MP4 with ffmpeg ...", flush=True)
@@ -210,9 +190,11 @@ class Server:
 
 
 def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
+    """Every server on its own loopback port; the apps live in ``bench/apps``."""
     port = s.port_base
     bin_ = VENV_BIN
     nginx_conf = write_nginx_conf(s.workdir / "nginx", fx.static, port + 4)
+    python_app = {HELLO_VIEW, STATIC, SEND_FILE}
     servers = [
         Server(
             "bustapi",
@@ -221,13 +203,10 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
             [
                 str(bin_ / "python"),
                 str(BENCH / "apps" / "bustapi_app.py"),
-                "--host",
-                HOST,
-                "--port",
-                str(port),
+                *f"--host {HOST} --port {port}".split(),
             ],
-            frozenset({HELLO_VIEW, STATIC, SEND_FILE}),
-            note="app.run(workers=1); default view threads and IO threads",
+            frozenset(python_app),
+            note="app.run(workers=1); defaults: IO threads = usable CPUs (1 here), 16 view threads",
         ),
         Server(
             "granian",
@@ -235,17 +214,10 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
             port + 1,
             [
                 str(bin_ / "granian"),
-                "--interface",
-                "asgi",
-                "--workers",
-                "1",
-                "--host",
-                HOST,
-                "--port",
-                str(port + 1),
+                *f"--interface asgi --workers 1 --host {HOST} --port {port + 1}".split(),
                 "starlette_app:app",
             ],
-            frozenset({HELLO_VIEW, STATIC, SEND_FILE}),
+            frozenset(python_app),
             note="1 worker, default runtime threads, event loop auto (uvloop)",
         ),
         Server(
@@ -255,17 +227,10 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
             [
                 str(bin_ / "uvicorn"),
                 "starlette_app:app",
-                "--host",
-                HOST,
-                "--port",
-                str(port + 2),
-                "--workers",
-                "1",
-                "--no-access-log",
-                "--log-level",
-                "warning",
+                *f"--host {HOST} --port {port + 2} --workers 1".split(),
+                *"--no-access-log --log-level warning".split(),
             ],
-            frozenset({HELLO_VIEW, STATIC, SEND_FILE}),
+            frozenset(python_app),
             note="uvicorn[standard]: uvloop + httptools; access log off",
         ),
         Server(
@@ -274,19 +239,10 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
             port + 3,
             [
                 str(bin_ / "gunicorn"),
-                "-k",
-                "gthread",
-                "--workers",
-                "1",
-                "--threads",
-                "8",
-                "-b",
-                f"{HOST}:{port + 3}",
-                "--log-level",
-                "warning",
-                "flask_app:app",
+                *f"-k gthread --workers 1 --threads 8 -b {HOST}:{port + 3}".split(),
+                *"--log-level warning flask_app:app".split(),
             ],
-            frozenset({HELLO_VIEW, STATIC, SEND_FILE}),
+            frozenset(python_app),
             note="1 worker, 8 threads",
         ),
         Server(
@@ -409,7 +365,8 @@ def stop(srv: Server) -> None:
         os.killpg(proc.pid, signal.SIGTERM)  # its own session: only what we started
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
     except ProcessLookupError:
         pass
@@ -517,12 +474,31 @@ def wait_for_quiet(meter: CpuMeter, limit: float, patience: int) -> float:
         time.sleep(8)
 
 
-def busiest(n: int = 3) -> str:
-    """The ``n`` processes using the most CPU right now, as ps shows them."""
-    out = subprocess.run(
-        ["ps", "-eo", "pcpu,comm", "--sort=-pcpu", "--no-headers"], capture_output=True, text=True
-    ).stdout.splitlines()
-    return ", ".join(" ".join(line.split()[::-1]) + "%" for line in out[:n])
+def busiest(n: int = 3, seconds: float = 1.0) -> str:
+    """The ``n`` processes that used the most CPU over the next ``seconds``."""
+
+    def cpu_times() -> dict[int, tuple[str, int]]:
+        times = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                fields = stat.rpartition(")")[2].split()
+                times[int(entry.name)] = (name, int(fields[11]) + int(fields[12]))
+        return times
+
+    before = cpu_times()
+    time.sleep(seconds)
+    after = cpu_times()
+    tick = os.sysconf("SC_CLK_TCK") * seconds
+    used = sorted(
+        ((t - before.get(pid, (name, t))[1], name) for pid, (name, t) in after.items()),
+        reverse=True,
+    )
+    return ", ".join(f"{name} {ticks / tick:.0%}" for ticks, name in used[:n] if ticks > 0)
 
 
 # --- workloads --------------------------------------------------------------------------
@@ -568,71 +544,72 @@ ONE_MIB_RANGE = f"bytes={MIB}-{2 * MIB - 1}"
 
 WORKLOADS: list[Workload] = [
     Workload(
-        "hello",
-        "GET /hello, JSON from a Python view",
-        HELLO_VIEW,
-        "/hello",
-        64,
+        key="hello",
+        title="GET /hello, JSON from a Python view",
+        feature=HELLO_VIEW,
+        path="/hello",
+        connections=64,
         baseline="granian",
         expect=lambda fx: Expected(200, json=HELLO),
     ),
     Workload(
-        "static_small",
-        "GET a small static file (style.css)",
-        STATIC,
-        "/static/style.css",
-        64,
+        key="static_small",
+        title="GET a small static file (style.css)",
+        feature=STATIC,
+        path="/static/style.css",
+        connections=64,
         baseline="nginx",
         expect=lambda fx: Expected(200, body=fx.read(fx.css)),
     ),
     Workload(
-        "range_probe",
-        "Range: bytes=0-1 on the static video",
-        STATIC,
-        "/static/video.mp4",
-        64,
+        key="range_probe",
+        title="Range: bytes=0-1 on the static video",
+        feature=STATIC,
+        path="/static/video.mp4",
+        connections=64,
         baseline="nginx",
         headers=(("Range", "bytes=0-1"),),
         expect=expect_range(video, 0, 2),
     ),
     Workload(
-        "range_1mib_static",
-        f"Range: {ONE_MIB_RANGE} (1 MiB) on the static video",
-        STATIC,
-        "/static/video.mp4",
-        16,
+        key="range_1mib_static",
+        title=f"Range: {ONE_MIB_RANGE} (1 MiB) on the static video",
+        feature=STATIC,
+        path="/static/video.mp4",
+        connections=16,
         baseline="nginx",
         headers=(("Range", ONE_MIB_RANGE),),
         expect=expect_range(video, MIB, MIB),
     ),
     Workload(
-        "range_1mib_send_file",
-        f"Range: {ONE_MIB_RANGE} (1 MiB) via send_file /video/video",
-        SEND_FILE,
-        "/video/video",
-        16,
+        key="range_1mib_send_file",
+        title=f"Range: {ONE_MIB_RANGE} (1 MiB) via send_file /video/video",
+        feature=SEND_FILE,
+        path="/video/video",
+        connections=16,
         baseline="nginx",
         headers=(("Range", ONE_MIB_RANGE),),
         expect=expect_range(video, MIB, MIB),
     ),
     Workload(
-        "download_2gib",
-        "2 GiB single-client download of the sparse file",
-        STATIC,
-        "/static/sparse-5g.bin",
-        1,
+        key="download_2gib",
+        title="2 GiB single-client download of the sparse file",
+        feature=STATIC,
+        path="/static/sparse-5g.bin",
+        connections=1,
         baseline="nginx",
-        todo="needs a byte-counting client (wrk would buffer per request); "
-        "time curl/a Python reader over bytes=0-2147483647",
+        todo="needs a timed single-request client (wrk reports requests/s; this wants "
+        "wall-clock time and a byte count for one 2 GiB body, e.g. curl -w or a Python reader)",
     ),
     Workload(
-        "slow_10k",
-        "10k slow connections, server RSS",
-        STATIC,
-        "/static/style.css",
-        10000,
+        key="slow_10k",
+        title="10k slow connections, server RSS",
+        feature=STATIC,
+        path="/static/style.css",
+        connections=10000,
         baseline="nginx",
-        todo="needs a slowloris-style client holding 10k sockets and an fd limit raise",
+        todo="needs a slow client holding 10k sockets (and a raised fd limit), "
+        "sampling each server's RSS",
     ),
 ]
 
@@ -753,19 +730,8 @@ def lua_script(wl: Workload, directory: Path) -> Optional[Path]:
 
 def wrk_argv(s: Settings, wl: Workload, srv: Server, seconds: int, script: Optional[Path]):
     argv = [
-        "taskset",
-        "-c",
-        s.wrk_cpus,
-        "wrk",
-        "-t",
-        str(s.wrk_threads),
-        "-c",
-        str(wl.connections),
-        "-d",
-        f"{seconds}s",
-        "--timeout",
-        "10s",
-        "--latency",
+        *f"taskset -c {s.wrk_cpus} wrk -t {s.wrk_threads} -c {wl.connections}".split(),
+        *f"-d {seconds}s --timeout 10s --latency".split(),
     ]
     if script:
         argv += ["-s", str(script)]
@@ -775,6 +741,8 @@ def wrk_argv(s: Settings, wl: Workload, srv: Server, seconds: int, script: Optio
 def run_wrk(argv: list[str], seconds: int) -> Run:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if done.returncode != 0:
+        error = (done.stdout + done.stderr).strip().replace("\n", " | ")
+        print(f"  wrk failed ({done.returncode}): {error[-300:]}", flush=True)
         return Run(0, 0, 0, float("nan"), 0, 1, done.stdout + done.stderr)
     return parse_wrk(done.stdout)
 
@@ -1102,7 +1070,12 @@ def write_markdown(
     for key, results in all_results.items():
         out += results_table(results, s.max_other)
         other = info.other_load.get(key, 0.0)
-        out += ["", f"Other processes used {other:.0%} of the machine's CPU meanwhile.", ""]
+        out += [
+            "",
+            f"Averaged over this workload (re-runs included), other processes used "
+            f"{other:.0%} of the machine's CPU.",
+            "",
+        ]
     out += [
         "### Memory",
         "",
@@ -1125,8 +1098,8 @@ def write_markdown(
         f"- Everything on loopback (`{HOST}`), one port per server, all servers up at once.",
         f"- Same cores for every server: each is started under `taskset -c {s.server_cpus}` "
         "with one worker/process (`workers=1` for BustAPI, Granian, uvicorn and gunicorn; "
-        "`worker_processes 1` for nginx). Thread pools inside that worker keep their defaults,",
-        "  so a server with more threads gets no more CPU than one with fewer.",
+        "`worker_processes 1` for nginx). Thread pools inside that worker keep their defaults, "
+        "so a server with more threads gets no more CPU than one with fewer.",
         f"- wrk runs under `taskset -c {s.wrk_cpus}` with {s.wrk_threads} thread(s), so the "
         "load generator and the server do not steal each other's core.",
         "- Interleaved: for each workload, every server gets a warmup, then round *r* runs the "
@@ -1166,6 +1139,9 @@ def write_markdown(
         f"`{s.workdir}/nginx/nginx.conf` (`sendfile on`, `tcp_nopush on`, `access_log off`).",
         "",
         "### wrk commands",
+        "",
+        "Shown with the first measured server's port; every server gets the same command "
+        "with its own port.",
         "",
     ]
     for results in all_results.values():
