@@ -104,6 +104,11 @@ impl FileSink {
         }
         let socket = self.tcp.as_raw_fd();
         let file = job.file.as_raw_fd();
+        if job.done == 0 {
+            // Like nginx's tcp_nopush: only full segments while the file streams;
+            // small partial segments cost the receiver far more per byte.
+            set_cork(socket, true);
+        }
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
             let start = job.offset + job.done as u64;
@@ -133,6 +138,9 @@ impl FileSink {
                     job.done += n;
                     if job.done == job.len {
                         jobs.pop_front();
+                        if jobs.is_empty() {
+                            set_cork(socket, false); // flush the tail now
+                        }
                     }
                     return Poll::Ready(Ok(n));
                 }
@@ -140,6 +148,21 @@ impl FileSink {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+fn set_cork(socket: std::os::fd::RawFd, on: bool) {
+    let value: libc::c_int = on.into();
+    // SAFETY: a valid socket and a pointer to a c_int of the given size. Failure
+    // only costs efficiency, never correctness, so the result is ignored.
+    unsafe {
+        libc::setsockopt(
+            socket,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 

@@ -19,8 +19,11 @@ use tokio::time::{Instant, Sleep};
 pub struct WriteTimeout<T> {
     inner: T,
     limit: Duration,
-    /// Armed while a write is blocked; `None` while writes make progress.
+    /// Allocated on the first blocked write and re-armed after, so a busy
+    /// connection does not allocate a timer each time its socket buffer fills.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether `deadline` is running (a write is blocked).
+    armed: bool,
 }
 
 impl<T> WriteTimeout<T> {
@@ -29,6 +32,7 @@ impl<T> WriteTimeout<T> {
             inner,
             limit,
             deadline: None,
+            armed: false,
         }
     }
 
@@ -43,9 +47,13 @@ impl<T> WriteTimeout<T> {
         let deadline = self
             .deadline
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + limit)));
+        if !self.armed {
+            deadline.as_mut().reset(Instant::now() + limit);
+            self.armed = true;
+        }
         match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                self.deadline = None;
+                self.armed = false;
                 Poll::Ready(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("client accepted no data for {limit:?}"),
@@ -56,7 +64,7 @@ impl<T> WriteTimeout<T> {
     }
 
     fn progressed<R>(&mut self, r: R) -> R {
-        self.deadline = None;
+        self.armed = false;
         r
     }
 }
