@@ -98,4 +98,6 @@ log "running bench/bench.py"
 if [ -z "${BENCH_WORKLOADS:-}" ]; then
     log "running bench/heavy.py"
     (cd "$BENCH" && "$VENV/bin/python" heavy.py)
+    # The hand-written reading of the figures (targets, and why one is missed).
+    cat "$BENCH/analysis.md" >> "$ROOT/BENCHMARKS.md"
 fi

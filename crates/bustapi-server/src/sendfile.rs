@@ -241,6 +241,9 @@ impl SendfileBody {
         let Source::File(file) = body.source() else {
             return None;
         };
+        if body.remaining() < SENDFILE_MIN {
+            return None;
+        }
         let mut segments = VecDeque::new();
         match body.plan() {
             BodyPlan::Empty => return None,
