@@ -2,12 +2,14 @@
 
     python bench/soak.py                  # 5 minutes, 32 client threads
     SOAK_SECONDS=60 python bench/soak.py  # shorter
+    SOAK_WRITE=1 python bench/soak.py     # also append the figures to BENCHMARKS.md
 
 Mix: JSON views, small static files, Range probes and 1 MiB ranges on a large
 file, whole downloads, clients that vanish mid-download, conditional requests,
 HEAD, and send_file ranges. Pass criteria: zero 5xx, zero unexpected connection
 errors, and flat memory (RSS at the end within 20 % + 10 MiB of the RSS after
-warm-up) and descriptors back at their starting count. Writes bench/out/soak.md.
+warm-up) and descriptors back at their starting count. Writes bench/out/soak.md
+(and, with SOAK_WRITE=1, appends it to BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -212,6 +214,9 @@ def main() -> int:
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "soak.md").write_text("\n".join(lines))
+    if os.environ.get("SOAK_WRITE") == "1":  # add the figures to BENCHMARKS.md
+        with (ROOT / "BENCHMARKS.md").open("a") as f:
+            f.write("\n" + "\n".join(lines))
     print("\n".join(lines))
     if err.strip():
         print("server stderr (last lines):", *err.strip().splitlines()[-5:], sep="\n")
