@@ -124,3 +124,15 @@ def test_h2c_prior_knowledge(port: int) -> None:
             s.sendall(conn.data_to_send())
     assert status == b"200"
     assert body == b'{"message":"Hello, world!"}\n'
+
+
+def test_oversized_or_overcrowded_head_is_431(port: int) -> None:
+    big = b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (100 * 1024) + b"\r\n\r\n"
+    assert raw_exchange(port, big).startswith(b"HTTP/1.1 431")
+    many = b"GET /hello HTTP/1.1\r\nHost: x\r\n"
+    many += b"".join(b"X-F%d: 1\r\n" % i for i in range(150)) + b"\r\n"
+    assert raw_exchange(port, many).startswith(b"HTTP/1.1 431")
+    # Just under both limits is served.
+    ok = b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    ok += b"".join(b"X-F%d: 1\r\n" % i for i in range(90)) + b"\r\n"
+    assert raw_exchange(port, ok).startswith(b"HTTP/1.1 200")
