@@ -54,6 +54,8 @@ pub struct CachedFile {
     pub path: PathBuf,
     pub file: Arc<File>,
     pub meta: FileMeta,
+    /// Guessed from the extension once, not on every hit.
+    pub content_type: http::HeaderValue,
     /// The whole content, for small files.
     pub content: Option<Bytes>,
     stamp: Stamp,
@@ -74,6 +76,7 @@ impl CachedFile {
             }
         }
         Ok(CachedFile {
+            content_type: bustapi_files::content_type::guess(&path),
             path,
             file: Arc::new(file),
             meta,

@@ -100,7 +100,7 @@ impl Opened {
         Opened {
             source,
             meta: hit.meta,
-            name: Some(hit.path.clone()),
+            name: None, // the content type is cached with the entry
             from_file: true,
         }
     }
@@ -224,8 +224,8 @@ pub async fn serve_static(
     raw_rest: &str,
     query: Option<&str>,
 ) -> Response<Body> {
-    let opened = match mount.cache.get(raw_rest) {
-        Some(hit) => Opened::from_cache(&hit),
+    let hit = match mount.cache.get(raw_rest) {
+        Some(hit) => hit,
         None => {
             let root = mount.root.clone();
             let policy = mount.policy.clone();
@@ -256,23 +256,19 @@ pub async fn serve_static(
                 Ok(Ok(Found::File(entry))) => {
                     let entry = Arc::new(entry);
                     mount.cache.insert(raw_rest, Arc::clone(&entry));
-                    Opened::from_cache(&entry)
+                    entry
                 }
                 Ok(Err(f)) => return failure_response(f),
                 Err(e) => return open_error_response(OpenError::Io(e)),
             }
         }
     };
+    let opened = Opened::from_cache(&hit);
     let mut extra = HeaderMap::new();
     extra.insert(CACHE_CONTROL, cache_control(mount.max_age));
-    let content_type = opened
-        .name
-        .as_deref()
-        .map(content_type::guess)
-        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
     let rep = representation(
         &opened,
-        content_type,
+        hit.content_type.clone(),
         &Validator::Auto,
         &Validator::Auto,
         extra,
