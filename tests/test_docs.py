@@ -211,7 +211,7 @@ def run_with_pytest(block: Block, workdir: Path) -> None:
 
 def exercise(app: BustAPI) -> None:
     """GETs every parameterless GET rule over a real socket; none may fail with a 5xx."""
-    rules = [rule for rule, _, methods in app.url_map if "GET" in methods and "<" not in rule]
+    rules = [r.rule for r in app.url_map.iter_rules() if "GET" in r.methods and "<" not in r.rule]
     with LiveServer(app) as server:
         for rule in rules:
             r = http_request(server.port, "GET", rule)

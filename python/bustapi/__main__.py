@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"bustapi serve: {args.directory!r} is not a directory", file=sys.stderr)
         return 2
     app = BustAPI(static_folder=None, root_path=directory)
-    app._core.add_static("/", directory, listing=True)
+    app.add_static("/", directory, listing=True)
     host, port = _host_port(args)
     print(f" * Serving {directory}", flush=True)
     app.run(host=host, port=port, access_log=True, live_stats=sys.stderr.isatty())

@@ -1,4 +1,12 @@
-"""The application object: routes, error handlers, running and testing."""
+"""The application object: configuration, the URL map, request dispatch with
+contexts, hooks and error handling, running and testing.
+
+The shape follows Flask 3.1 (``flask/app.py`` and ``flask/sansio/app.py``), so
+an application moves by changing its imports. What differs is where requests
+come from: the Rust engine matches the URL, serves static files and file
+bodies itself, and calls :meth:`BustAPI._dispatch` on a view thread only for
+routes (and for errors the application renders itself).
+"""
 
 from __future__ import annotations
 
@@ -10,35 +18,40 @@ import signal
 import sys
 import threading
 import traceback
-import uuid
 from collections.abc import Iterable
-from typing import Any, Callable, Optional, TypeVar, Union, cast
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _core
+from .config import Config, ConfigAttribute
+from .ctx import AppContext, RequestContext, _AppCtxGlobals, _test_local
 from .datastructures import Headers
 from .exceptions import HTTPException, InternalServerError, exception_for
-from .globals import _request_var
+from .globals import _cv_app, _cv_request
+from .routing import BuildError, Map, Rule, quote_anchor
+from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
+from .sessions import SecureCookieSessionInterface, SessionInterface
 from .streaming import StreamingResponse
 from .wrappers import Request, Response, dumps_json
+
+if TYPE_CHECKING:
+    from .blueprints import Blueprint
+    from .testing import BustAPICliRunner, TestClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 ErrorHandler = Callable[[Any], Any]
 
-logger = logging.getLogger("bustapi")
-
-_CONVERT: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "uuid": uuid.UUID}
 _JSON_HEADERS = [("Content-Type", "application/json")]
 _HTML_HEADERS = [("Content-Type", "text/html; charset=utf-8")]
 
+# Engine-detected errors a Python hook or handler may want to see.
+_ENGINE_ERRORS = (400, 404, 405, 413)
 
-def _ensure_log_handler() -> None:
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter("[%(asctime)s] %(levelname)s in bustapi: %(message)s")
-        )
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+
+def _make_timedelta(value: Union[timedelta, int, None]) -> Optional[timedelta]:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=value)
 
 
 def _caller_root(depth: int = 2) -> str:
@@ -47,154 +60,461 @@ def _caller_root(depth: int = 2) -> str:
     return os.path.dirname(os.path.abspath(filename)) if filename else os.getcwd()
 
 
-class BustAPI:
+class BustAPI(Scaffold):
     """A Flask-style application whose HTTP engine is Rust.
 
-    >>> app = BustAPI(static_folder="static")
+    >>> app = BustAPI(__name__)
     >>> @app.route("/")
     ... def index():
     ...     return {"message": "Hello, world!"}
 
     Files under ``static_folder`` are served by the engine at ``static_url_path``
     (default ``/static``) with Range and conditional support and no Python per
-    request. ``static_folder`` and other relative paths resolve against
-    ``root_path``: the directory of the module that created the app, as in Flask.
+    request. ``static_folder``, ``template_folder`` and other relative paths resolve
+    against ``root_path``: the folder of the module named by ``import_name`` (or of
+    the module that created the app when ``import_name`` is omitted), as in Flask.
     """
+
+    request_class: type[Request] = Request
+    response_class: type[Response] = Response
+    app_ctx_globals_class: type[_AppCtxGlobals] = _AppCtxGlobals
+    config_class: type[Config] = Config
+    session_interface: SessionInterface = SecureCookieSessionInterface()
+
+    testing = ConfigAttribute("TESTING")
+    secret_key = ConfigAttribute("SECRET_KEY")
+    permanent_session_lifetime = ConfigAttribute(
+        "PERMANENT_SESSION_LIFETIME", get_converter=_make_timedelta
+    )
+
+    default_config: dict[str, Any] = {
+        "DEBUG": None,
+        "TESTING": False,
+        "PROPAGATE_EXCEPTIONS": None,
+        "SECRET_KEY": None,
+        "SECRET_KEY_FALLBACKS": None,
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
+        "SERVER_NAME": None,
+        "APPLICATION_ROOT": "/",
+        "SESSION_COOKIE_NAME": "session",
+        "SESSION_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_PATH": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": False,
+        "SESSION_COOKIE_PARTITIONED": False,
+        "SESSION_COOKIE_SAMESITE": None,
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 500_000,
+        "MAX_FORM_PARTS": 1_000,
+        "SEND_FILE_MAX_AGE_DEFAULT": None,
+        "TRAP_BAD_REQUEST_ERRORS": None,
+        "TRAP_HTTP_EXCEPTIONS": False,
+        "EXPLAIN_TEMPLATE_LOADING": False,
+        "PREFERRED_URL_SCHEME": "http",
+        "TEMPLATES_AUTO_RELOAD": None,
+        "MAX_COOKIE_SIZE": 4093,
+        "PROVIDE_AUTOMATIC_OPTIONS": True,
+    }
 
     def __init__(
         self,
         import_name: Optional[str] = None,
-        static_folder: Optional[str] = "static",
         static_url_path: Optional[str] = None,
+        static_folder: Union[str, os.PathLike[str], None] = "static",
+        static_host: Optional[str] = None,
+        host_matching: bool = False,
+        subdomain_matching: bool = False,
+        template_folder: Union[str, os.PathLike[str], None] = "templates",
+        instance_path: Optional[str] = None,
+        instance_relative_config: bool = False,
         root_path: Optional[str] = None,
-        template_folder: Optional[str] = None,
     ) -> None:
-        self.import_name = import_name or "__main__"
-        if root_path is None:
-            module = sys.modules.get(import_name) if import_name else None
-            module_file = getattr(module, "__file__", None)
-            root_path = (
-                os.path.dirname(os.path.abspath(module_file)) if module_file else _caller_root()
-            )
-        self.root_path = os.path.abspath(root_path)
-        self.debug = False
-        self.config: dict[str, Any] = {"DEBUG": False, "MAX_CONTENT_LENGTH": 16 * 1024 * 1024}
-        self.view_functions: dict[str, Callable[..., Any]] = {}
-        self.url_map: list[tuple[str, str, tuple[str, ...]]] = []
-        self._endpoints: list[Callable[..., Any]] = []
-        self._error_handlers: dict[Union[int, type[BaseException]], ErrorHandler] = {}
-        self._before: list[Callable[[], Any]] = []
-        self._after: list[Callable[[Response], Response]] = []
+        if host_matching or static_host is not None or subdomain_matching:
+            raise NotImplementedError("BustAPI does not route by host or subdomain (yet)")
+        if import_name is None:
+            import_name = "__main__"
+            if root_path is None:
+                root_path = _caller_root()
+        super().__init__(
+            import_name,
+            static_folder=static_folder,
+            static_url_path=static_url_path,
+            template_folder=template_folder,
+            root_path=root_path,
+        )
+        if instance_path is None:
+            instance_path = self.auto_find_instance_path()
+        elif not os.path.isabs(instance_path):
+            raise ValueError("If an instance path is provided it must be absolute.")
+        self.instance_path = instance_path
+        self.config = self.make_config(instance_relative_config)
+        self.extensions: dict[str, Any] = {}
+        self.url_map = Map()
+        self.blueprints: dict[str, Blueprint] = {}
+        self.teardown_appcontext_funcs: list[Callable[[Optional[BaseException]], Any]] = []
+        self.shell_context_processors: list[Callable[[], dict[str, Any]]] = []
+        self.url_build_error_handlers: list[Callable[[Exception, str, dict[str, Any]], str]] = []
+        self.template_filters: dict[str, Callable[..., Any]] = {}
+        self.template_globals: dict[str, Any] = {}
+        self.template_tests: dict[str, Callable[..., bool]] = {}
+        self._jinja_env: Any = None
+        self._logger: Optional[logging.Logger] = None
+        # Engine endpoint id -> rule; the engine matches, Python looks the view up.
+        self._rules: list[Rule] = []
+        self._engine_routes: set[tuple[str, str]] = set()
         self._core = _core.CoreApp(self._dispatch)
-        self.static_folder: Optional[str] = None
-        self.static_url_path: Optional[str] = None
-        if static_folder is not None:
-            folder = os.path.join(self.root_path, static_folder)
-            if static_url_path is None:
-                static_url_path = "/" + os.path.basename(os.path.normpath(static_folder))
-            self.static_folder = folder
-            self.static_url_path = static_url_path.rstrip("/") or "/"
-            if self.static_url_path == "/":
+        self._got_first_request = False
+        # (url prefix, folder) of every engine-served static folder: the app's and
+        # its blueprints'. Handed to the engine by _prepare(), with the max-age
+        # SEND_FILE_MAX_AGE_DEFAULT has by then.
+        self._static_mounts: list[tuple[str, str, bool, Optional[int]]] = []
+        self._sent_to_engine: Any = None
+        if self.has_static_folder:
+            url_path = self.static_url_path
+            if not url_path:
                 raise ValueError("static_url_path must not be '/': it would shadow every route")
-            self._core.add_static(self.static_url_path, folder)
+            self._add_static_mount(url_path, self.static_folder or "")
+            # Only for url_for('static', filename=...): the engine serves the files.
+            self._add_build_rule(f"{url_path}/<path:filename>", "static", ("GET",))
+
+    def _add_static_mount(
+        self, url_path: str, folder: str, listing: bool = False, max_age: Optional[int] = None
+    ) -> None:
+        self._static_mounts.append((url_path, os.fspath(folder), listing, max_age))
+
+    def add_static(
+        self,
+        url_path: str,
+        folder: Union[str, os.PathLike[str]],
+        *,
+        listing: bool = False,
+        max_age: Optional[int] = None,
+    ) -> None:
+        """Serves ``folder`` at ``url_path`` from the engine (ranges, conditionals, no
+        Python per request), besides the static folder: ``app.add_static("/media",
+        "/srv/media")``. ``listing`` shows directory listings; ``max_age`` sets
+        ``Cache-Control`` (default ``SEND_FILE_MAX_AGE_DEFAULT``, else ``no-cache``).
+        A ``url_path`` of ``"/"`` mounts the folder at the root, ahead of every route."""
+        if not url_path.startswith("/"):
+            raise ValueError("url_path must start with '/'")
+        folder = os.path.join(self.root_path, os.fspath(folder))
+        self._add_static_mount(url_path.rstrip("/") or "/", folder, listing, max_age)
+
+    # -- names, config, logging ------------------------------------------------------
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The import name, or the script's name when run as ``__main__``."""
+        if self.import_name == "__main__":
+            fn = getattr(sys.modules.get("__main__"), "__file__", None)
+            if fn is None:
+                return "__main__"
+            return os.path.splitext(os.path.basename(fn))[0]
+        return self.import_name
+
+    @property
+    def debug(self) -> bool:
+        """Debug mode: tracebacks in 500 pages, templates reload when changed."""
+        return bool(self.config.get("DEBUG"))
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self.config["DEBUG"] = value
+        if self.config.get("TEMPLATES_AUTO_RELOAD") is None and self._jinja_env is not None:
+            self._jinja_env.auto_reload = bool(value)
+
+    def make_config(self, instance_relative: bool = False) -> Config:
+        root_path = self.instance_path if instance_relative else self.root_path
+        defaults = dict(self.default_config)
+        defaults["DEBUG"] = bool(os.environ.get("BUSTAPI_DEBUG", "") not in ("", "0", "false"))
+        return self.config_class(root_path, defaults)
+
+    def auto_find_instance_path(self) -> str:
+        """``<root>/instance`` next to the package, as Flask's default."""
+        return os.path.join(self.root_path, "instance")
+
+    def open_instance_resource(
+        self, resource: str, mode: str = "rb", encoding: Optional[str] = "utf-8"
+    ) -> Any:
+        """Opens a file under :attr:`instance_path` (for reading or writing)."""
+        path = os.path.join(self.instance_path, resource)
+        if "b" in mode:
+            return open(path, mode)
+        return open(path, mode, encoding=encoding)
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A ``logging.Logger`` named after the app; a handler is added when none is
+        configured, and its level follows :attr:`debug`."""
+        if self._logger is None:
+            from .logging import create_logger
+
+            self._logger = create_logger(self)
+        return self._logger
+
+    # -- templates --------------------------------------------------------------------
+
+    @property
+    def jinja_env(self) -> Any:
+        """The Jinja2 environment, created on first use."""
+        if self._jinja_env is None:
+            from .templating import create_jinja_environment
+
+            self._jinja_env = create_jinja_environment(self)
+        return self._jinja_env
+
+    def template_filter(self, name: Optional[str] = None) -> Callable[[F], F]:
+        """Registers a Jinja filter: ``@app.template_filter("reverse")``."""
+
+        def decorator(f: F) -> F:
+            self.add_template_filter(f, name=name)
+            return f
+
+        return decorator
+
+    def add_template_filter(self, f: Callable[..., Any], name: Optional[str] = None) -> None:
+        self.template_filters[name or f.__name__] = f
+        if self._jinja_env is not None:
+            self._jinja_env.filters[name or f.__name__] = f
+
+    def template_global(self, name: Optional[str] = None) -> Callable[[F], F]:
+        """Registers a Jinja global: ``@app.template_global()``."""
+
+        def decorator(f: F) -> F:
+            self.add_template_global(f, name=name)
+            return f
+
+        return decorator
+
+    def add_template_global(self, f: Callable[..., Any], name: Optional[str] = None) -> None:
+        self.template_globals[name or f.__name__] = f
+        if self._jinja_env is not None:
+            self._jinja_env.globals[name or f.__name__] = f
+
+    def template_test(self, name: Optional[str] = None) -> Callable[[F], F]:
+        """Registers a Jinja test: ``@app.template_test("prime")``."""
+
+        def decorator(f: F) -> F:
+            self.add_template_test(f, name=name)
+            return f
+
+        return decorator
+
+    def add_template_test(self, f: Callable[..., bool], name: Optional[str] = None) -> None:
+        self.template_tests[name or f.__name__] = f
+        if self._jinja_env is not None:
+            self._jinja_env.tests[name or f.__name__] = f
+
+    def update_template_context(self, context: dict[str, Any]) -> None:
+        """Adds what context processors return (app's, then the current blueprints');
+        values already in ``context`` win."""
+        names: Iterable[Optional[str]] = (None,)
+        req_ctx = _cv_request.get(None)
+        if req_ctx is not None:
+            names = (None, *reversed(req_ctx.request.blueprints))
+        orig = context.copy()
+        for name in names:
+            for func in self.template_context_processors.get(name, ()):
+                context.update(func())
+        context.update(orig)
+
+    def shell_context_processor(self, f: F) -> F:
+        self.shell_context_processors.append(f)
+        return f
+
+    def make_shell_context(self) -> dict[str, Any]:
+        from .globals import g
+
+        rv: dict[str, Any] = {"app": self, "g": g}
+        for processor in self.shell_context_processors:
+            rv.update(processor())
+        return rv
 
     # -- registration -------------------------------------------------------------
+
+    def _add_build_rule(self, rule: str, endpoint: str, methods: Iterable[str]) -> Rule:
+        r = Rule(rule, endpoint, methods)
+        self.url_map.add(r)
+        return r
 
     def add_url_rule(
         self,
         rule: str,
         endpoint: Optional[str] = None,
         view_func: Optional[Callable[..., Any]] = None,
-        methods: Optional[Iterable[str]] = None,
+        provide_automatic_options: Optional[bool] = None,
+        **options: Any,
     ) -> None:
-        """Connects ``rule`` to ``view_func`` (the decorators call this)."""
-        if view_func is None:
-            raise TypeError("add_url_rule() needs a view_func")
-        if isinstance(methods, str):
-            raise TypeError("methods must be a list of strings, e.g. methods=['GET', 'POST']")
-        names = tuple(m.upper() for m in (methods or ("GET",)))
-        endpoint = endpoint or view_func.__name__
-        existing = self.view_functions.get(endpoint)
-        if existing is not None and existing is not view_func:
-            raise AssertionError(
-                f"View function mapping is overwriting an existing endpoint function: {endpoint}"
-            )
-        self._core.add_route(rule, list(names), len(self._endpoints))
-        self._endpoints.append(view_func)
-        self.view_functions[endpoint] = view_func
-        self.url_map.append((rule, endpoint, names))
+        """Connects ``rule`` to ``endpoint`` and ``view_func`` (the decorators call this).
 
-    def route(
-        self, rule: str, methods: Optional[Iterable[str]] = None, endpoint: Optional[str] = None
-    ) -> Callable[[F], F]:
-        """Registers a view: ``@app.route("/user/<int:id>", methods=["GET", "POST"])``.
-
-        Converters: ``<name>`` (text without slash), ``<int:n>``, ``<float:x>``,
-        ``<path:p>`` (slashes allowed, last segment), ``<uuid:u>``. The view gets
-        them as keyword arguments, converted. HEAD and OPTIONS are automatic.
+        ``methods`` defaults to the view's ``methods`` attribute or ``["GET"]``;
+        ``defaults`` gives values for arguments the rule does not capture. A rule
+        without ``view_func`` only names a URL for ``url_for`` until a view is attached
+        with :meth:`endpoint`.
         """
+        if endpoint is None:
+            endpoint = _endpoint_from_view_func(view_func)  # type: ignore[arg-type]
+        methods = options.pop("methods", None)
+        if methods is None:
+            methods = getattr(view_func, "methods", None) or ("GET",)
+        if isinstance(methods, str):
+            raise TypeError(
+                "Allowed methods must be a list of strings, for example:"
+                ' @app.route(..., methods=["POST"])'
+            )
+        names = {m.upper() for m in methods}
+        names |= set(getattr(view_func, "required_methods", ()))
+        defaults = options.pop("defaults", None)
+        options.pop("strict_slashes", None)  # the engine always redirects /dir to /dir/
+        if options:
+            raise TypeError(f"add_url_rule() got unexpected options: {', '.join(sorted(options))}")
+        parsed = Rule(rule, endpoint, names, defaults)
+        if view_func is not None:
+            existing = self.view_functions.get(endpoint)
+            if existing is not None and existing != view_func:
+                raise AssertionError(
+                    "View function mapping is overwriting an existing endpoint function:"
+                    f" {endpoint}"
+                )
+        engine_methods = sorted(parsed.methods - {"HEAD"} if "GET" in parsed.methods else names)
+        taken = [m for m in engine_methods if (rule, m) in self._engine_routes]
+        if taken and view_func is None:
+            # Flask allows a build-only alias of an existing URL
+            # (``app.add_url_rule("/", endpoint="index")``): name it, route nothing.
+            self.url_map.add(parsed)
+            return
+        self._core.add_route(rule, engine_methods, len(self._rules))
+        if view_func is not None:
+            self.view_functions[endpoint] = view_func
+        self._engine_routes.update((rule, m) for m in engine_methods)
+        self._rules.append(parsed)
+        self.url_map.add(parsed)
 
-        def decorator(f: F) -> F:
-            self.add_url_rule(rule, endpoint, f, methods)
-            return f
+    def register_blueprint(self, blueprint: Blueprint, **options: Any) -> None:
+        """Registers ``blueprint``'s views, hooks and static folder on the app;
+        ``url_prefix``, ``subdomain``, ``url_defaults`` and ``name`` override its own."""
+        blueprint.register(self, options)
 
-        return decorator
+    def iter_blueprints(self) -> Iterable[Blueprint]:
+        return self.blueprints.values()
 
-    def get(self, rule: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(rule, methods=["GET"], **kw)
-
-    def post(self, rule: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(rule, methods=["POST"], **kw)
-
-    def put(self, rule: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(rule, methods=["PUT"], **kw)
-
-    def delete(self, rule: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(rule, methods=["DELETE"], **kw)
-
-    def patch(self, rule: str, **kw: Any) -> Callable[[F], F]:
-        return self.route(rule, methods=["PATCH"], **kw)
+    def teardown_appcontext(self, f: F) -> F:
+        """Runs ``f(error_or_None)`` when the application context is popped: after every
+        request and every CLI command, even after an unhandled exception."""
+        self.teardown_appcontext_funcs.append(f)
+        return f
 
     def errorhandler(self, code_or_exception: Union[int, type[BaseException]]) -> Callable[[F], F]:
         """Registers a handler for an HTTP status (``404``) or an exception class."""
+        return super().errorhandler(code_or_exception)
 
-        def decorator(f: F) -> F:
-            self.register_error_handler(code_or_exception, f)
-            return f
+    # -- contexts -----------------------------------------------------------------------
 
-        return decorator
+    def app_context(self) -> AppContext:
+        """``with app.app_context():`` makes ``current_app`` and ``g`` usable."""
+        return AppContext(self)
 
-    def register_error_handler(
-        self, code_or_exception: Union[int, type[BaseException]], f: ErrorHandler
-    ) -> None:
-        if isinstance(code_or_exception, int):
-            exception_for(code_or_exception)  # validates the code
-        elif not (
-            isinstance(code_or_exception, type) and issubclass(code_or_exception, BaseException)
-        ):
-            raise TypeError("errorhandler() needs an HTTP status code or an exception class")
-        self._error_handlers[code_or_exception] = f
-        self._sync_error_codes()
+    def request_context(self, request: Request) -> RequestContext:
+        return RequestContext(self, request)
 
-    def _sync_error_codes(self) -> None:
-        """Tells the engine which errors it detects (404, 405, 413, 400) Python must
-        render: those with a handler, or all of them once after_request hooks exist."""
-        codes = {c for c in self._error_handlers if isinstance(c, int)}
-        if self._after:
-            codes |= {400, 404, 405, 413}
-        self._core.set_error_codes(sorted(codes))
+    def test_request_context(self, *args: Any, **kwargs: Any) -> RequestContext:
+        """A request context for a request built from the test client's arguments:
+        ``with app.test_request_context("/?q=1", method="POST"):``."""
+        from .testing import build_request_data
 
-    def before_request(self, f: F) -> F:
-        """Runs ``f()`` before each view; a non-``None`` return value is the response."""
-        self._before.append(f)
-        return f
+        data = build_request_data(self, *args, **kwargs)
+        return RequestContext(self, self.request_class(data, self))
 
-    def after_request(self, f: F) -> F:
-        """Runs ``f(response)`` after each view, error responses included; it
-        returns the response to send."""
-        self._after.append(f)
-        self._sync_error_codes()
-        return f
+    def do_teardown_request(self, exc: Optional[BaseException] = None) -> None:
+        req_ctx = _cv_request.get(None)
+        names: Iterable[Optional[str]] = (None,)
+        if req_ctx is not None:
+            names = (*req_ctx.request.blueprints, None)
+        for name in names:
+            for func in reversed(self.teardown_request_funcs.get(name, ())):
+                _await(func(exc))
+
+    def do_teardown_appcontext(self, exc: Optional[BaseException] = None) -> None:
+        for func in reversed(self.teardown_appcontext_funcs):
+            _await(func(exc))
+
+    # -- URL building ---------------------------------------------------------------------
+
+    def inject_url_defaults(self, endpoint: str, values: dict[str, Any]) -> None:
+        names: list[Optional[str]] = [None]
+        if "." in endpoint:
+            parts = endpoint.rpartition(".")[0].split(".")
+            names.extend(".".join(parts[: i + 1]) for i in range(len(parts)))
+        for name in names:
+            for func in self.url_default_functions.get(name, ()):
+                func(endpoint, values)
+
+    def url_for(
+        self,
+        endpoint: str,
+        *,
+        _anchor: Optional[str] = None,
+        _method: Optional[str] = None,
+        _scheme: Optional[str] = None,
+        _external: Optional[bool] = None,
+        **values: Any,
+    ) -> str:
+        """Builds the URL of ``endpoint``; see :func:`bustapi.url_for`."""
+        req_ctx = _cv_request.get(None)
+        if req_ctx is not None:
+            blueprint = req_ctx.request.blueprint
+            if endpoint[:1] == ".":
+                endpoint = f"{blueprint}{endpoint}" if blueprint is not None else endpoint[1:]
+            if _external is None:
+                _external = _scheme is not None
+            host_url = req_ctx.request.host_url.rstrip("/")
+            scheme = req_ctx.request.scheme
+        else:
+            if endpoint[:1] == ".":
+                endpoint = endpoint[1:]
+            if _external is None:
+                _external = True
+            server_name = self.config.get("SERVER_NAME")
+            scheme = self.config.get("PREFERRED_URL_SCHEME") or "http"
+            if _external and not server_name:
+                raise RuntimeError(
+                    "Unable to build URLs outside an active request without 'SERVER_NAME'"
+                    " configured. Also configure 'APPLICATION_ROOT' and"
+                    " 'PREFERRED_URL_SCHEME' as needed."
+                )
+            host_url = f"{scheme}://{server_name}" if server_name else ""
+        if not _external and _scheme is not None:
+            raise ValueError("When specifying '_scheme', '_external' must be True.")
+        self.inject_url_defaults(endpoint, values)
+        try:
+            path = self.url_map.build(endpoint, values, method=_method)
+        except BuildError as error:
+            values.update(_anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external)
+            return self.handle_url_build_error(error, endpoint, values)
+        root = (self.config.get("APPLICATION_ROOT") or "/").rstrip("/")
+        if req_ctx is None and root:
+            path = root + path
+        if _external:
+            if _scheme is not None:
+                host_url = _scheme + host_url[len(scheme) :]
+            path = host_url + path
+        if _anchor is not None:
+            path += f"#{quote_anchor(_anchor)}"
+        return path
+
+    def handle_url_build_error(self, error: BuildError, endpoint: str, values: dict[str, Any]) -> str:
+        for handler in self.url_build_error_handlers:
+            try:
+                rv = handler(error, endpoint, values)
+            except BuildError as e:
+                error = e
+            else:
+                if rv is not None:
+                    return rv
+        if error is sys.exc_info()[1]:
+            raise
+        raise error
 
     # -- dispatch (called by the engine on a view thread) -------------------------
 
@@ -206,70 +526,196 @@ class BustAPI:
         error_status: int,
     ) -> tuple[int, list[tuple[str, str]], Any]:
         """Runs one request; called by the engine on a view thread, with the GIL."""
-        token = _request_var.set(Request(data, self))
+        request = self.request_class(data, self)
+        if endpoint >= 0:
+            rule = self._rules[endpoint]
+            request.url_rule = rule
+            view_args = dict(rule.defaults)
+            for name, value, _kind in params:
+                view_args[name] = rule.convert(name, value)
+            request.view_args = view_args
+        else:
+            request.routing_exception = exception_for(error_status)()
+        ctx = RequestContext(self, request)
+        error: Optional[BaseException] = None
+        recorder = getattr(_test_local, "recorder", None)
         try:
+            ctx.push()
             try:
-                if endpoint < 0:
-                    rv = self._handle_http_exception(exception_for(error_status)())
-                else:
-                    rv = self._run_view(self._endpoints[endpoint], params)
-                if not self._after:
-                    # The common returns skip building a Response object.
-                    kind = type(rv)
-                    if kind is dict or kind is list:
-                        return 200, _JSON_HEADERS, dumps_json(rv)
-                    if kind is str:
-                        return 200, _HTML_HEADERS, rv.encode()
-            except HTTPException as e:
-                rv = self._handle_http_exception(e)
-            except Exception as e:  # noqa: BLE001 - every view error becomes a response
-                rv = self._handle_exception(e)
-            response = _to_response(rv)
-            # As in Flask, after_request also sees responses made by error handlers.
-            for hook in self._after:
-                response = hook(response)
-            return response._parts()
-        except Exception as e:  # an error handler or hook itself failed
-            logger.error("Exception while handling an error", exc_info=e)
+                return self._dispatch_parts(ctx)
+            except Exception as e:
+                error = e
+                return self.handle_exception(e)._parts()
+            except BaseException:
+                error = sys.exc_info()[1]
+                raise
+        except Exception as e:  # the 500 path itself failed: never let it reach the engine
+            self.logger.error("Exception while handling an error", exc_info=e)
             return self._internal_error(e)._parts()
         finally:
-            _request_var.reset(token)
+            if recorder is not None and recorder.preserve:
+                recorder.ctx = ctx  # `with client:` pops it before the next request
+            else:
+                try:
+                    ctx.pop(error)
+                except Exception as e:  # noqa: BLE001 - a failing teardown is logged, not sent
+                    self.logger.error("Exception in teardown", exc_info=e)
+            if recorder is not None and error is not None:
+                recorder.raised(error)
 
-    def _run_view(self, view: Callable[..., Any], params: tuple[tuple[str, str, str], ...]) -> Any:
-        kwargs = {}
-        for name, value, kind in params:
-            convert = _CONVERT.get(kind)
-            kwargs[name] = convert(value) if convert else value
-        if kwargs:
-            _request_var.get().view_args = kwargs
-        for hook in self._before:
-            rv = _await(hook())
-            if rv is not None:
-                return rv
-        return _await(view(**kwargs))
+    def _dispatch_parts(self, ctx: RequestContext) -> tuple[int, list[tuple[str, str]], Any]:
+        """:meth:`full_dispatch_request` as the engine consumes it. The common returns
+        of a plain view (a dict, a list or a str, with no ``after_request`` hook and
+        no session to save) skip building a :class:`Response`: ``/hello`` pays
+        nothing for features it does not use."""
+        self._got_first_request = True
+        try:
+            rv = self.preprocess_request()
+            if rv is None:
+                rv = self.dispatch_request()
+        except Exception as e:
+            rv = self.handle_user_exception(e)
+        kind = type(rv)
+        if (
+            (kind is dict or kind is list or kind is str)
+            and not self._has_after_hooks
+            and not ctx._after_request_functions
+            and not ctx.session_opened
+            and not self.session_interface.needs_opening(self, ctx.request)
+        ):
+            if kind is str:
+                return 200, _HTML_HEADERS, rv.encode()
+            return 200, _JSON_HEADERS, dumps_json(rv)
+        return self.finalize_request(rv)._parts()
 
-    def _handle_http_exception(self, e: HTTPException) -> Any:
-        handler = self._error_handlers.get(e.code) or self._find_exception_handler(e)
-        if handler is None:
-            return e.get_response()
-        return _await(handler(e))
+    def full_dispatch_request(self) -> Response:
+        """Runs the URL preprocessors, ``before_request`` hooks and the view, turning
+        exceptions into responses with the error handlers; then finishes the response."""
+        self._got_first_request = True
+        try:
+            rv = self.preprocess_request()
+            if rv is None:
+                rv = self.dispatch_request()
+        except Exception as e:
+            rv = self.handle_user_exception(e)
+        return self.finalize_request(rv)
 
-    def _find_exception_handler(self, e: BaseException) -> Optional[ErrorHandler]:
-        for cls in type(e).__mro__:
-            handler = self._error_handlers.get(cls)
-            if handler is not None:
-                return handler
+    def preprocess_request(self) -> Any:
+        request = _cv_request.get().request
+        names = (None, *reversed(request.blueprints))
+        for name in names:
+            for url_func in self.url_value_preprocessors.get(name, ()):
+                url_func(request.endpoint, request.view_args)
+        for name in names:
+            for before_func in self.before_request_funcs.get(name, ()):
+                rv = _await(before_func())
+                if rv is not None:
+                    return rv
         return None
 
-    def _handle_exception(self, e: Exception) -> Any:
-        handler = self._find_exception_handler(e)
+    def dispatch_request(self) -> Any:
+        """Calls the view of the matched rule with the URL's arguments."""
+        request = _cv_request.get().request
+        if request.routing_exception is not None:
+            raise request.routing_exception
+        rule = request.url_rule
+        assert rule is not None
+        try:
+            view = self.view_functions[rule.endpoint]
+        except KeyError:
+            raise AssertionError(
+                f"The URL rule {rule.rule!r} has no view function for endpoint"
+                f" {rule.endpoint!r}; attach one with @app.endpoint({rule.endpoint!r})."
+            ) from None
+        return _await(view(**(request.view_args or {})))
+
+    def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
+        response = self.make_response(rv)
+        try:
+            response = self.process_response(response)
+        except Exception:
+            if not from_error_handler:
+                raise
+            self.logger.exception("Request finalizing failed with an error while handling an error")
+        return response
+
+    def process_response(self, response: Response) -> Response:
+        """Runs ``after_this_request`` functions and ``after_request`` hooks (the
+        blueprints' first, then the app's, each in reverse order), then saves the
+        session."""
+        ctx = _cv_request.get()
+        for func in ctx._after_request_functions:
+            response = _await(func(response))
+        for name in (*ctx.request.blueprints, None):
+            for func in reversed(self.after_request_funcs.get(name, ())):
+                response = _await(func(response))
+        if ctx.session_opened or self.session_interface.needs_opening(self, ctx.request):
+            session = ctx.session
+            if not self.session_interface.is_null_session(session):
+                self.session_interface.save_session(self, session, response)
+        return response
+
+    def make_response(self, rv: Any) -> Response:
+        """Turns what a view returned into a :class:`Response` (Flask's rules)."""
+        return _to_response(rv, self.response_class)
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _find_error_handler(
+        self, e: BaseException, blueprints: Iterable[str]
+    ) -> Optional[ErrorHandler]:
+        exc_class, code = _exc_class_and_code(type(e))
+        names = (*blueprints, None)
+        for c in (code, None) if code is not None else (None,):
+            for name in names:
+                handler_map = self.error_handler_spec.get(name, {}).get(c)
+                if not handler_map:
+                    continue
+                for cls in exc_class.__mro__:
+                    handler = handler_map.get(cls)
+                    if handler is not None:
+                        return handler
+        return None
+
+    def handle_http_exception(self, e: Any) -> Any:
+        """Renders an HTTP exception with its handler, or as its own response."""
+        if getattr(e, "code", None) is None:
+            return e
+        request = _cv_request.get().request
+        handler = self._find_error_handler(e, request.blueprints)
+        if handler is None:
+            return e.get_response() if isinstance(e, HTTPException) else _werkzeug_response(e)
+        return _await(handler(e))
+
+    def handle_user_exception(self, e: Exception) -> Any:
+        """Handles an exception from a hook or view with a registered handler; an
+        exception without one propagates to :meth:`handle_exception` (a 500)."""
+        if isinstance(e, HTTPException) or _is_werkzeug_exception(e):
+            if not self.config.get("TRAP_HTTP_EXCEPTIONS"):
+                return self.handle_http_exception(e)
+        request = _cv_request.get().request
+        handler = self._find_error_handler(e, request.blueprints)
+        if handler is None:
+            raise e
+        return _await(handler(e))
+
+    def handle_exception(self, e: Exception) -> Response:
+        """An unhandled exception: logged, then a 500 (rendered by a 500 handler when
+        there is one). With ``PROPAGATE_EXCEPTIONS`` (on when testing), the test
+        client re-raises it in the test."""
+        self.log_exception(e)
+        server_error: Any = InternalServerError(original_exception=e)
+        request = _cv_request.get().request
+        handler = self._find_error_handler(server_error, request.blueprints)
         if handler is not None:
-            return _await(handler(e))
-        logger.error("Exception on %s [%s]", _request_path(), _request_method(), exc_info=e)
-        handler = self._error_handlers.get(500)
-        if handler is not None:
-            return _await(handler(InternalServerError()))
-        return self._internal_error(e)
+            server_error = _await(handler(server_error))
+            return self.finalize_request(server_error, from_error_handler=True)
+        return self.finalize_request(self._internal_error(e), from_error_handler=True)
+
+    def log_exception(self, e: BaseException) -> None:
+        ctx = _cv_request.get(None)
+        where = f"{ctx.request.path} [{ctx.request.method}]" if ctx is not None else "?"
+        self.logger.error("Exception on %s", where, exc_info=(type(e), e, e.__traceback__))
 
     def _internal_error(self, e: BaseException) -> Response:
         if self.debug:
@@ -280,9 +726,49 @@ class BustAPI:
             body = "500 Internal Server Error: " + (InternalServerError.description or "") + "\n"
         return Response(body, status=500, mimetype="text/plain")
 
+    def _error_codes(self) -> frozenset[int]:
+        """The errors the engine detects (404, 405, 413, 400) that Python must render:
+        all of them once any hook or handler could see them, as in Flask, where
+        ``before_request``, ``after_request`` and teardown run for a 404 too."""
+        hooks = any(
+            funcs
+            for spec in (
+                self.before_request_funcs,
+                self.after_request_funcs,
+                self.teardown_request_funcs,
+            )
+            for funcs in spec.values()
+        )
+        handlers = any(self.error_handler_spec.get(n) for n in self.error_handler_spec)
+        preprocessors = any(self.url_value_preprocessors.values())
+        if hooks or handlers or preprocessors or self.teardown_appcontext_funcs:
+            return frozenset(_ENGINE_ERRORS)
+        return frozenset()
+
     # -- running --------------------------------------------------------------------
 
+    @property
+    def _has_after_hooks(self) -> bool:
+        return any(self.after_request_funcs.values())
+
+    def _prepare(self) -> None:
+        """Hands what the engine needs from Python-side state to it before it serves
+        (so config, hooks and blueprints set after creation take effect). Cheap when
+        nothing changed: the test client calls it before every request."""
+        default_age = _max_age_seconds(self.config.get("SEND_FILE_MAX_AGE_DEFAULT"))
+        state = (tuple(self._static_mounts), default_age, self._error_codes())
+        if state == self._sent_to_engine:
+            return
+        mounts, default_age, codes = state
+        self._core.reset_statics()
+        for url_path, folder, listing, max_age in mounts:
+            age = default_age if max_age is None else max_age
+            self._core.add_static(url_path, folder, max_age=age, listing=listing)
+        self._core.set_error_codes(sorted(codes))
+        self._sent_to_engine = state
+
     def _configure(self, threads: Optional[int], options: dict[str, Any]) -> None:
+        self._prepare()
         max_body = self.config.get("MAX_CONTENT_LENGTH")
         ssl_context = options.pop("ssl_context", None)
         cert = key = None
@@ -309,12 +795,13 @@ class BustAPI:
 
     def run(
         self,
-        host: str = "127.0.0.1",
-        port: int = 5000,
-        debug: bool = False,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        debug: Optional[bool] = None,
         workers: int = 1,
         threads: Optional[int] = None,
         io_threads: Optional[int] = None,
+        load_dotenv: bool = True,
         **options: Any,
     ) -> None:
         """Serves the app until Ctrl-C or SIGTERM, then shuts down gracefully.
@@ -329,8 +816,11 @@ class BustAPI:
         ``sendfile`` (zero-copy file bodies on plain HTTP/1.x, default on)
         (defaults in the README).
         """
-        _ensure_log_handler()
-        self.debug = self.config["DEBUG"] = bool(debug)
+        host = host or "127.0.0.1"
+        port = 5000 if port is None else port
+        if debug is not None:
+            self.debug = bool(debug)
+        self.logger  # noqa: B018 - attaches the default handler before serving
         self._configure(threads, dict(options))
         io = io_threads or _usable_cpus()
         listener = _core.CoreApp.bind(host, port, reuse_port=workers > 1)
@@ -370,16 +860,52 @@ class BustAPI:
         finally:
             os._exit(code)
 
-    def test_client(self) -> Any:
-        """A client that sends requests through the same Rust engine as a socket."""
+    def test_client(self, use_cookies: bool = True, **kwargs: Any) -> TestClient:
+        """A client that sends requests through the same Rust engine as a socket,
+        keeping cookies between requests."""
         from .testing import TestClient
 
-        return TestClient(self)
+        return TestClient(self, use_cookies=use_cookies, **kwargs)
+
+    def test_cli_runner(self, **kwargs: Any) -> BustAPICliRunner:
+        """A click runner that invokes this app's CLI commands: ``runner.invoke(args=[...])``."""
+        from .testing import BustAPICliRunner
+
+        return BustAPICliRunner(self, **kwargs)
 
     def __call__(self, *args: Any) -> Any:
         raise TypeError(
             "BustAPI apps are not WSGI apps; start them with app.run() or `python -m bustapi run`"
         )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _max_age_seconds(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    return int(value)
+
+
+
+
+def _is_werkzeug_exception(e: BaseException) -> bool:
+    return any(
+        c.__name__ == "HTTPException" and c.__module__.startswith("werkzeug")
+        for c in type(e).__mro__
+    )
+
+
+def _werkzeug_response(e: Any) -> Response:
+    """A Werkzeug ``HTTPException`` raised in a view (``werkzeug.exceptions.abort``)."""
+    code = int(getattr(e, "code", 500) or 500)
+    description = getattr(e, "description", "") or ""
+    name = getattr(e, "name", "") or ""
+    body = f"{code} {name}: {description}\n" if description else f"{code} {name}\n"
+    return Response(body, status=code, mimetype="text/plain")
 
 
 def _usable_cpus() -> int:
@@ -402,20 +928,6 @@ def _stop_child(pid: int) -> None:
         pass
 
 
-def _request_path() -> str:
-    try:
-        return _request_var.get().path
-    except LookupError:
-        return "?"
-
-
-def _request_method() -> str:
-    try:
-        return _request_var.get().method
-    except LookupError:
-        return "?"
-
-
 _loops = threading.local()
 
 
@@ -435,7 +947,7 @@ async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _to_response(rv: Any) -> Response:
+def _to_response(rv: Any, response_class: type[Response] = Response) -> Response:
     """Normalises what a view returned, with Flask's rules."""
     status: Optional[Any] = None
     headers: Optional[Any] = None
@@ -457,11 +969,15 @@ def _to_response(rv: Any) -> Response:
     elif inspect.isgenerator(rv) or inspect.isasyncgen(rv):
         response = StreamingResponse(cast(Any, rv), media_type="text/html")
     elif isinstance(rv, (str, bytes, bytearray)):
-        response = Response(bytes(rv) if not isinstance(rv, str) else rv)
+        response = response_class(bytes(rv) if not isinstance(rv, str) else rv)
     elif isinstance(rv, (dict, list)):
-        response = Response(dumps_json(rv), mimetype="application/json")
+        response = response_class(dumps_json(rv), mimetype="application/json")
     elif rv is None:
         raise TypeError("The view function did not return a valid response: it returned None.")
+    elif _is_werkzeug_exception(rv):
+        response = _werkzeug_response(rv)
+    elif isinstance(rv, HTTPException):
+        response = rv.get_response()
     else:
         raise TypeError(
             f"The view function returned {type(rv).__name__}; return str, bytes, dict, list, "
@@ -477,3 +993,7 @@ def _to_response(rv: Any) -> Response:
             for k, v in headers:
                 response.headers.add(k, v)
     return response
+
+
+# Keep the fast JSON/HTML path's header lists importable for the bindings' tests.
+__all__ = ["BustAPI", "_to_response", "_JSON_HEADERS", "_HTML_HEADERS"]

@@ -16,12 +16,17 @@ class HTTPException(Exception):
     description: str = ""
 
     def __init__(
-        self, description: Optional[str] = None, response: Optional[Response] = None
+        self,
+        description: Optional[str] = None,
+        response: Optional[Response] = None,
+        original_exception: Optional[BaseException] = None,
     ) -> None:
         super().__init__(description or self.description)
         if description is not None:
             self.description = description
         self.response = response
+        #: For a 500 made from an unhandled exception: that exception.
+        self.original_exception = original_exception
 
     @property
     def name(self) -> str:

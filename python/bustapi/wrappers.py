@@ -49,7 +49,18 @@ def dumps_json(obj: Any) -> bytes:
 class Request:
     """The request being handled, available as :data:`bustapi.request` in a view."""
 
-    __slots__ = ("_data", "app", "_headers", "_args", "_form", "_cookies", "_json", "view_args")
+    __slots__ = (
+        "_data",
+        "app",
+        "_headers",
+        "_args",
+        "_form",
+        "_cookies",
+        "_json",
+        "view_args",
+        "url_rule",
+        "routing_exception",
+    )
 
     def __init__(self, data: RequestData, app: Any = None) -> None:
         self._data = data
@@ -59,7 +70,34 @@ class Request:
         self._form: Optional[MultiDict] = None
         self._cookies: Optional[dict[str, str]] = None
         self._json: Any = _UNSET
-        self.view_args: dict[str, Any] = {}
+        #: The matched route's arguments, converted (``None`` when nothing matched).
+        self.view_args: Optional[dict[str, Any]] = None
+        #: The matched :class:`~bustapi.routing.Rule` (``None`` when nothing matched).
+        self.url_rule: Any = None
+        #: The error the engine's routing found (404, 405...), raised when dispatching.
+        self.routing_exception: Optional[Exception] = None
+
+    @property
+    def endpoint(self) -> Optional[str]:
+        """The matched endpoint (``"auth.login"``), or ``None``."""
+        return self.url_rule.endpoint if self.url_rule is not None else None
+
+    @property
+    def blueprint(self) -> Optional[str]:
+        """The (dotted) name of the blueprint the matched endpoint belongs to."""
+        endpoint = self.endpoint
+        if endpoint is not None and "." in endpoint:
+            return endpoint.rpartition(".")[0]
+        return None
+
+    @property
+    def blueprints(self) -> list[str]:
+        """The matched blueprint and its parents, innermost first."""
+        name = self.blueprint
+        if name is None:
+            return []
+        parts = name.split(".")
+        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
     @property
     def method(self) -> str:
@@ -108,6 +146,32 @@ class Request:
     def url(self) -> str:
         q = self._data.query_string
         return self.base_url + (f"?{q}" if q else "")
+
+    @property
+    def root_path(self) -> str:
+        """The prefix the app is mounted under (always empty: BustAPI serves at the root)."""
+        return ""
+
+    script_root = root_path
+
+    @property
+    def url_root(self) -> str:
+        """``scheme://host/``: the root the app is served under."""
+        return self.host_url
+
+    @property
+    def user_agent(self) -> UserAgent:
+        """The ``User-Agent`` header, as a string-like object with ``.string``."""
+        return UserAgent(self.headers.get("User-Agent", ""))
+
+    @property
+    def access_route(self) -> list[str]:
+        """The client and the proxies in between, from ``X-Forwarded-For`` (client
+        first), else just the peer address. Only trust it behind your own proxy."""
+        forwarded = self.headers.get("X-Forwarded-For")
+        if forwarded:
+            return [part.strip() for part in forwarded.split(",") if part.strip()]
+        return [self.remote_addr] if self.remote_addr else []
 
     @property
     def environ_protocol(self) -> str:
@@ -211,6 +275,91 @@ class Request:
 
 
 _UNSET: Any = object()
+
+
+class UserAgent(str):
+    """The ``User-Agent`` string, with the common parts Werkzeug's offered."""
+
+    @property
+    def string(self) -> str:
+        return str(self)
+
+    @property
+    def browser(self) -> Optional[str]:
+        for token, name in (
+            ("Edg/", "edge"),
+            ("OPR/", "opera"),
+            ("Firefox/", "firefox"),
+            ("Chrome/", "chrome"),
+            ("Safari/", "safari"),
+        ):
+            if token in self:
+                return name
+        return None
+
+    @property
+    def platform(self) -> Optional[str]:
+        for token, name in (
+            ("Android", "android"),
+            ("iPhone", "iphone"),
+            ("iPad", "ipad"),
+            ("Windows", "windows"),
+            ("Mac OS X", "macos"),
+            ("Linux", "linux"),
+        ):
+            if token in self:
+                return name
+        return None
+
+    @property
+    def version(self) -> Optional[str]:
+        import re
+
+        browser = self.browser
+        token = {"edge": "Edg", "opera": "OPR", "safari": "Version"}.get(browser or "", browser)
+        if token is None:
+            return None
+        m = re.search(rf"{re.escape(token)}/([\d.]+)", self, flags=re.IGNORECASE)
+        return m.group(1) if m else None
+
+    def to_header(self) -> str:
+        return str(self)
+
+
+class HeaderSet:
+    """A comma-separated header (``Vary``) as a set: ``response.vary.add("Cookie")``."""
+
+    def __init__(self, headers: Headers, name: str) -> None:
+        self._headers, self._name = headers, name
+
+    def _items(self) -> list[str]:
+        raw = ",".join(self._headers.getlist(self._name))
+        return [v.strip() for v in raw.split(",") if v.strip()]
+
+    def add(self, value: str) -> None:
+        items = self._items()
+        if value.lower() not in (v.lower() for v in items):
+            items.append(value)
+            self._headers.set(self._name, ", ".join(items))
+
+    def discard(self, value: str) -> None:
+        items = [v for v in self._items() if v.lower() != value.lower()]
+        if items:
+            self._headers.set(self._name, ", ".join(items))
+        elif self._name in self._headers:
+            self._headers.remove(self._name)
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and value.lower() in (v.lower() for v in self._items())
+
+    def __iter__(self) -> Any:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return f"HeaderSet({self._items()!r})"
 
 
 class Response:
@@ -335,8 +484,32 @@ class Response:
             morsel["samesite"] = samesite
         self.headers.add("Set-Cookie", morsel.OutputString())
 
-    def delete_cookie(self, key: str, path: str = "/", domain: Optional[str] = None) -> None:
-        self.set_cookie(key, "", max_age=0, expires=0, path=path, domain=domain)
+    def delete_cookie(
+        self,
+        key: str,
+        path: Optional[str] = "/",
+        domain: Optional[str] = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Optional[str] = None,
+    ) -> None:
+        """Tells the browser to drop a cookie (an expired one with the same scope)."""
+        self.set_cookie(
+            key,
+            "",
+            max_age=0,
+            expires=0,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+        )
+
+    @property
+    def vary(self) -> HeaderSet:
+        """The ``Vary`` header as a set."""
+        return HeaderSet(self.headers, "Vary")
 
     def _parts(self) -> tuple[int, list[tuple[str, str]], Any]:
         """``(status, headers, body)`` as the engine consumes it."""

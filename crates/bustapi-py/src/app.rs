@@ -2,7 +2,7 @@
 //! and the ways to run its engine — on a socket (foreground or background) or
 //! in-process for the test client.
 
-use crate::executor::PyDispatcher;
+use crate::executor::{InlineJobs, Job, PyDispatcher};
 use bustapi_files::PathPolicy;
 use bustapi_server::{Body, Config, Engine, Router, StaticMount};
 use bytes::Bytes;
@@ -150,6 +150,12 @@ impl CoreApp {
             .push((prefix.to_string(), folder, max_age, listing));
         self.changed();
         Ok(())
+    }
+
+    /// Forgets every static mount, so the application can hand over its current set.
+    fn reset_statics(&mut self) {
+        self.statics.clear();
+        self.changed();
     }
 
     fn set_error_codes(&mut self, codes: Vec<u16>) {
@@ -305,7 +311,8 @@ impl CoreApp {
     }
 
     /// Runs one request through the same engine a socket uses; returns
-    /// `(status, [(name, value)], body)`.
+    /// `(status, [(name, value)], body)`. The view itself runs on the calling
+    /// thread (see `InlineJobs`), everything else as for a socket.
     #[pyo3(signature = (method, target, headers, body, remote_addr="127.0.0.1"))]
     fn test_request<'py>(
         &mut self,
@@ -317,7 +324,11 @@ impl CoreApp {
         remote_addr: &str,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let engine = self.engine(py)?;
-        let mut builder = Request::builder().method(method).uri(target);
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(target)
+            .extension(InlineJobs(jobs_tx));
         for (k, v) in &headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
@@ -325,14 +336,28 @@ impl CoreApp {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| PyValueError::new_err(format!("invalid test request: {e}")))?;
         let remote: Option<SocketAddr> = format!("{remote_addr}:0").parse().ok();
+        let dispatch = self.dispatch.clone_ref(py);
         let (parts, collected) = py.detach(|| {
-            test_runtime().block_on(async move {
+            let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+            test_runtime().spawn(async move {
                 let response = engine.handle(request, remote).await;
                 let (parts, body): (_, Body) = response.into_parts();
                 let collected = body.collect().await.map(|c| c.to_bytes());
-                (parts, collected)
-            })
-        });
+                let _ = done_tx.send((parts, collected));
+            });
+            loop {
+                crossbeam_channel::select! {
+                    recv(jobs_rx) -> job => {
+                        if let Ok(job) = job {
+                            job.run(&dispatch);
+                        }
+                    }
+                    recv(done_rx) -> done => {
+                        break done.map_err(|_| PyRuntimeError::new_err("the test request was lost"));
+                    }
+                }
+            }
+        })?;
         let bytes =
             collected.map_err(|e| PyOSError::new_err(format!("response body failed: {e}")))?;
         let header_list = PyList::empty(py);

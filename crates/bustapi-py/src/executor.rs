@@ -21,10 +21,29 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-struct Job {
+pub struct Job {
     request: ViewRequest,
     reply: oneshot::Sender<ViewResponse>,
 }
+
+impl Job {
+    /// Runs the view on the calling thread (which must not hold the GIL) and replies.
+    pub fn run(self, dispatch: &Py<PyAny>) {
+        Python::attach(|py| {
+            if !self.reply.is_closed() {
+                let response = run_view(py, dispatch, &self.request);
+                let _ = self.reply.send(response);
+            }
+        });
+    }
+}
+
+/// A request extension that sends the request's view to this queue instead of
+/// the pool. The test client uses it to run views on the test's own thread, as
+/// Flask's test client does: thread-bound objects (an SQLite connection in `g`)
+/// and the context kept by `with client:` then live where the test is.
+#[derive(Clone)]
+pub struct InlineJobs(pub Sender<Job>);
 
 /// Runs views on the pool. Dropping it closes the queue and the threads exit.
 pub struct PyDispatcher {
@@ -108,7 +127,11 @@ fn run_view(py: Python<'_>, dispatch: &Py<PyAny>, request: &ViewRequest) -> View
 impl Dispatcher for PyDispatcher {
     fn dispatch(&self, request: ViewRequest) -> ViewFuture {
         let (reply, answer) = oneshot::channel();
-        let queued = self.queue.send(Job { request, reply }).is_ok();
+        let queue = match request.extensions.get::<InlineJobs>() {
+            Some(inline) => inline.0.clone(),
+            None => self.queue.clone(),
+        };
+        let queued = queue.send(Job { request, reply }).is_ok();
         Box::pin(async move {
             if !queued {
                 return view_error(StatusCode::SERVICE_UNAVAILABLE);

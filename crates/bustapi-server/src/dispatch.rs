@@ -36,6 +36,9 @@ pub struct ViewRequest {
     pub secure: bool,
     /// Decoded, converter-checked route parameters in rule order.
     pub params: Vec<(String, String, Converter)>,
+    /// The request's extensions, as the embedder (or the test client) left them:
+    /// a way to pass data of its own from the request to its dispatcher.
+    pub extensions: http::Extensions,
 }
 
 pub enum ViewBody {

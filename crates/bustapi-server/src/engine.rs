@@ -153,6 +153,7 @@ impl Engine {
                     body,
                     remote_addr: remote,
                     params,
+                    extensions: parts.extensions,
                 };
                 let headers = Arc::clone(&request.headers);
                 let answer = self.dispatcher.dispatch(request).await;
@@ -238,6 +239,7 @@ impl Engine {
                 body: Bytes::new(),
                 remote_addr: remote,
                 params: Vec::new(),
+                extensions: parts.extensions,
             };
             finish(&method, &headers, self.dispatcher.dispatch(request).await).await
         } else {
