@@ -282,7 +282,10 @@ class BustAPI:
 
     # -- running --------------------------------------------------------------------
 
-    def _configure(self, threads: Optional[int], options: dict[str, Any]) -> None:
+    def _configure(self, threads: Optional[int], options: dict[str, Any]) -> str:
+        """Hands the engine settings (``app.config`` and ``run()`` options) to the
+        core; every way of serving (``run()``, ``LiveServer``, the test client)
+        comes through here. Returns the URL scheme served."""
         max_body = self.config.get("MAX_CONTENT_LENGTH")
         ssl_context = options.pop("ssl_context", None)
         cert = key = None
@@ -306,6 +309,7 @@ class BustAPI:
         )
         if options:
             raise TypeError(f"unknown run() options: {', '.join(sorted(options))}")
+        return "https" if cert else "http"
 
     def run(
         self,
@@ -331,23 +335,35 @@ class BustAPI:
         """
         _ensure_log_handler()
         self.debug = self.config["DEBUG"] = bool(debug)
-        self._configure(threads, dict(options))
+        scheme = self._configure(threads, dict(options))
         io = io_threads or _usable_cpus()
-        listener = _core.CoreApp.bind(host, port, reuse_port=workers > 1)
-        shown = f"[{host}]" if ":" in host else host
-        print(
-            f" * BustAPI serving on http://{shown}:{listener.port}/ (workers: {workers})",
-            flush=True,
-        )
-        print(" * Press CTRL+C to quit", flush=True)
-        children = [self._fork_worker(host, listener.port, io) for _ in range(max(1, workers) - 1)]
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
+            listener = _core.CoreApp.bind(host, port, reuse_port=workers > 1)
+        except OSError as e:
+            # Like Werkzeug's dev server: a port in use is a one-line answer, not a traceback.
+            raise SystemExit(f"bustapi: {e}") from None
+        # SIGINT too, whatever the inherited disposition: a shell's `cmd &` starts
+        # the process with SIGINT ignored, and Python then installs no handler.
+        # Installed before the start-up line, which tells a watcher we are ready.
+        previous = {
+            sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        children: list[int] = []
+        try:
+            shown = f"[{host}]" if ":" in host else host
+            print(
+                f" * BustAPI serving on {scheme}://{shown}:{listener.port}/ (workers: {workers})",
+                flush=True,
+            )
+            print(" * Press CTRL+C to quit", flush=True)
+            for _ in range(max(1, workers) - 1):
+                children.append(self._fork_worker(host, listener.port, io))
             self._core.serve(listener, io_threads=io)
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             for pid in children:
                 _stop_child(pid)
         print(" * BustAPI stopped", flush=True)

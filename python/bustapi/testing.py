@@ -146,11 +146,10 @@ class LiveServer:
 
         self.app = app
         threads = options.pop("threads", None)
-        app._configure(threads, dict(options))
+        self.scheme = app._configure(threads, dict(options))
         self._listener = CoreApp.bind(host, port)
         self.host = host
         self.port: int = self._listener.port
-        self.scheme = "https" if options.get("ssl_context") else "http"
         self._handle: Any = None
 
     @property
