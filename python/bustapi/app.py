@@ -12,7 +12,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Iterable
-from typing import Any, Callable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _core
 from .datastructures import Headers
@@ -20,6 +20,9 @@ from .exceptions import HTTPException, InternalServerError, exception_for
 from .globals import _request_var
 from .streaming import StreamingResponse
 from .wrappers import Request, Response, dumps_json
+
+if TYPE_CHECKING:
+    from .testing import TestClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 ErrorHandler = Callable[[Any], Any]
@@ -86,6 +89,9 @@ class BustAPI:
         self._before: list[Callable[[], Any]] = []
         self._after: list[Callable[[Response], Response]] = []
         self._core = _core.CoreApp(self._dispatch)
+        # What the engine was last configured with (see _configure, _sync_config).
+        self._run_options: tuple[Optional[int], dict[str, Any]] = (None, {})
+        self._applied_config: Optional[tuple[Any, ...]] = None
         self.static_folder: Optional[str] = None
         self.static_url_path: Optional[str] = None
         if static_folder is not None:
@@ -286,6 +292,8 @@ class BustAPI:
         """Hands the engine settings (``app.config`` and ``run()`` options) to the
         core; every way of serving (``run()``, ``LiveServer``, the test client)
         comes through here. Returns the URL scheme served."""
+        self._run_options = (threads, dict(options))
+        self._applied_config = self._engine_config()
         max_body = self.config.get("MAX_CONTENT_LENGTH")
         ssl_context = options.pop("ssl_context", None)
         cert = key = None
@@ -310,6 +318,17 @@ class BustAPI:
         if options:
             raise TypeError(f"unknown run() options: {', '.join(sorted(options))}")
         return "https" if cert else "http"
+
+    def _engine_config(self) -> tuple[Any, ...]:
+        """The ``app.config`` values the engine enforces."""
+        return (self.config.get("MAX_CONTENT_LENGTH"),)
+
+    def _sync_config(self) -> None:
+        """Re-applies the last run options with the current ``app.config`` if it
+        changed: the test client calls this per request, as Flask reads its
+        config per request."""
+        if self._applied_config != self._engine_config():
+            self._configure(*self._run_options)
 
     def run(
         self,
@@ -386,8 +405,10 @@ class BustAPI:
         finally:
             os._exit(code)
 
-    def test_client(self) -> Any:
-        """A client that sends requests through the same Rust engine as a socket."""
+    def test_client(self) -> TestClient:
+        """A client that sends requests through the same Rust engine, with the same
+        limits (``app.config["MAX_CONTENT_LENGTH"]``, ``run()`` options given to a
+        ``LiveServer``), as a socket."""
         from .testing import TestClient
 
         return TestClient(self)

@@ -99,6 +99,7 @@ class TestClient:
                 else urlencode(query_string, doseq=True)
             )
             path = f"{path}{'&' if '?' in path else '?'}{qs}"
+        self.app._sync_config()
         status, out_headers, out_body = self.app._core.test_request(
             method.upper(), path, hdrs.items(), body
         )
