@@ -15,7 +15,7 @@ from .files import FileResponse, send_file, send_from_directory
 from .globals import request
 from .helpers import jsonify, make_response, redirect
 from .streaming import StreamingResponse
-from .wrappers import Request, Response
+from .wrappers import Request, Response, StreamedBodyError
 
 __version__ = "0.1.0"
 
@@ -34,5 +34,6 @@ __all__ = [
     "request",
     "send_file",
     "send_from_directory",
+    "StreamedBodyError",
     "StreamingResponse",
 ]
