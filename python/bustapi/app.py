@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
 
 from . import _core
 from .datastructures import Headers
-from .exceptions import HTTPException, InternalServerError, exception_for
+from .exceptions import HTTPException, InternalServerError, http_exception
 from .globals import _request_var
 from .streaming import StreamingResponse
 from .wrappers import Request, Response, dumps_json
@@ -174,7 +174,8 @@ class BustAPI:
         self, code_or_exception: Union[int, type[BaseException]], f: ErrorHandler
     ) -> None:
         if isinstance(code_or_exception, int):
-            exception_for(code_or_exception)  # validates the code
+            if not 100 <= code_or_exception <= 999:
+                raise ValueError(f"{code_or_exception} is not an HTTP status code")
         elif not (
             isinstance(code_or_exception, type) and issubclass(code_or_exception, BaseException)
         ):
@@ -216,7 +217,7 @@ class BustAPI:
         try:
             try:
                 if endpoint < 0:
-                    rv = self._handle_http_exception(exception_for(error_status)())
+                    rv = self._handle_http_exception(http_exception(error_status))
                 else:
                     rv = self._run_view(self._endpoints[endpoint], params)
                 if not self._after:
