@@ -11,7 +11,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Optional, Union
+from typing import IO, Any, BinaryIO, Callable, Optional, Union
 
 import pytest
 from bustapi import BustAPI
@@ -76,6 +76,97 @@ def raw_exchange(port: int, payload: bytes, timeout: float = 10) -> bytes:
         except socket.timeout:
             pass
         return b"".join(chunks)
+
+
+def read_response(stream: BinaryIO, method: str = "GET") -> Result:
+    """Reads exactly one HTTP/1.x response from a buffered socket file (``sock.makefile("rb")``):
+    the head, then a body framed by Content-Length or chunked coding, and not one byte more,
+    so responses pipelined back to back parse exactly or fail loudly."""
+    status_line = stream.readline()
+    assert status_line, "the connection closed where a response should start"
+    m = re.fullmatch(rb"HTTP/1\.[01] (\d{3}) [^\r\n]*\r\n", status_line)
+    assert m, f"not a status line: {status_line[:200]!r}"
+    status = int(m.group(1))
+    headers: dict[str, str] = {}
+    while (line := stream.readline()) != b"\r\n":
+        name, colon, value = line.partition(b":")
+        assert colon and line.endswith(b"\r\n"), f"bad header line: {line[:200]!r}"
+        k, v = name.decode().lower(), value.strip().decode("latin-1")
+        headers[k] = f"{headers[k]}, {v}" if k in headers else v
+    if method == "HEAD" or status in (204, 304) or status < 200:
+        return Result(status, headers, b"")
+    if "transfer-encoding" in headers:
+        assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
+        chunks = []
+        while size := int(stream.readline().split(b";")[0], 16):
+            chunks.append(read_exactly(stream, size))
+            assert stream.read(2) == b"\r\n", "chunk not followed by CRLF"
+        while stream.readline() != b"\r\n":  # trailers
+            pass
+        return Result(status, headers, b"".join(chunks))
+    return Result(status, headers, read_exactly(stream, int(headers["content-length"])))
+
+
+def read_exactly(stream: BinaryIO, n: int) -> bytes:
+    data = stream.read(n)
+    assert len(data) == n, f"the connection closed after {len(data)} of {n} body bytes"
+    return data
+
+
+def assert_same_bytes(got: bytes, want: bytes, what: str = "body") -> None:
+    """``got == want`` without pytest printing megabytes of diff on failure."""
+    if got != want:
+        diffs = (i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+        at = next(diffs, min(len(got), len(want)))
+        raise AssertionError(
+            f"{what}: got {len(got)} bytes, expected {len(want)}; first difference at {at}"
+        )
+
+
+def parse_multipart(r: Result) -> list[tuple[str, str, bytes]]:
+    """The parts of a multipart/byteranges body as ``(content-type, content-range, bytes)``."""
+    m = re.fullmatch(r"multipart/byteranges; boundary=(\S+)", r.headers["content-type"])
+    assert m, r.headers["content-type"]
+    boundary = m.group(1).encode()
+    assert int(r.headers["content-length"]) == len(r.body)
+    parts = []
+    chunks = r.body.split(b"--" + boundary)
+    assert chunks[-1] == b"--\r\n", "no closing delimiter"
+    for chunk in chunks[1:-1]:
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        fields = dict(
+            line.split(": ", 1) for line in head.decode().strip("\r\n").split("\r\n") if line
+        )
+        assert body.endswith(b"\r\n")
+        parts.append((fields["Content-Type"], fields["Content-Range"], body[:-2]))
+    return parts
+
+
+def file_slices(r: Result, content: bytes) -> list[tuple[int, int]]:
+    """Checks a 200 or 206 response of a file against the file's ``content`` (Content-Length,
+    Content-Range and every byte) and returns the inclusive ranges it carried."""
+    size = len(content)
+
+    def span(content_range: str) -> tuple[int, int]:
+        m = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", content_range)
+        assert m and int(m.group(3)) == size, content_range
+        return int(m.group(1)), int(m.group(2))
+
+    assert int(r.headers["content-length"]) == len(r.body), "Content-Length disagrees with the body"
+    if r.status == 200:
+        assert_same_bytes(r.body, content)
+        return [(0, size - 1)]
+    assert r.status == 206, r.status
+    if r.headers["content-type"].startswith("multipart/byteranges"):
+        spans = []
+        for i, (_, content_range, body) in enumerate(parse_multipart(r)):
+            start, end = span(content_range)
+            assert_same_bytes(body, content[start : end + 1], f"part {i} ({content_range})")
+            spans.append((start, end))
+        return spans
+    start, end = span(r.headers["content-range"])
+    assert_same_bytes(r.body, content[start : end + 1], r.headers["content-range"])
+    return [(start, end)]
 
 
 def start_server(
