@@ -169,6 +169,59 @@ def file_slices(r: Result, content: bytes) -> list[tuple[int, int]]:
     return [(start, end)]
 
 
+def h2_exchange(
+    sock: socket.socket,
+    requests: list[tuple[str, str, dict[str, str]]],
+    scheme: str = "http",
+) -> list[Result]:
+    """Sends ``(method, path, headers)`` requests as concurrent streams on one HTTP/2
+    connection over ``sock`` (plain for h2c prior knowledge, or TLS after ALPN chose h2),
+    honouring flow control with h2's default 64 KiB windows, and returns the responses
+    in request order."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    # Like real HTTP/2 clients: else Nagle holds a WINDOW_UPDATE until the server's
+    # delayed ACK (40 ms), and the server waits on the window meanwhile.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    streams = []
+    for method, path, headers in requests:
+        sid = conn.get_next_available_stream_id()
+        pseudo = [(":method", method), (":path", path), (":scheme", scheme)]
+        conn.send_headers(sid, [*pseudo, (":authority", "127.0.0.1"), *headers.items()])
+        conn.end_stream(sid)
+        streams.append(sid)
+    sock.sendall(conn.data_to_send())
+    heads: dict[int, list[tuple[bytes, bytes]]] = {}
+    bodies: dict[int, list[bytes]] = {sid: [] for sid in streams}
+    open_streams = set(streams)
+    while open_streams:
+        data = sock.recv(65536)
+        assert data, f"the connection closed with streams {sorted(open_streams)} unfinished"
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                heads[event.stream_id] = event.headers
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id].append(event.data)
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                open_streams.discard(event.stream_id)
+            elif isinstance(event, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                raise AssertionError(f"the server ended the exchange: {event}")
+        sock.sendall(conn.data_to_send())
+    results = []
+    for sid in streams:
+        fields: dict[str, str] = {}
+        for k, v in heads[sid]:
+            name, value = k.decode(), v.decode("latin-1")
+            fields[name] = f"{fields[name]}, {value}" if name in fields else value
+        results.append(Result(int(fields.pop(":status")), fields, b"".join(bodies[sid])))
+    return results
+
+
 def start_server(
     argv: list[str], cwd: Any = None, stderr: Union[int, IO[str]] = subprocess.STDOUT
 ) -> tuple[subprocess.Popen[str], int, str]:
