@@ -13,7 +13,6 @@ import pytest
 from bustapi import BustAPI, FileResponse, request, send_file
 from conftest import Result, h2_exchange, self_signed_cert
 
-
 DATA = bytes(range(256)) * 64
 
 
