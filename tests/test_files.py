@@ -10,15 +10,20 @@ import os
 import random
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 from bustapi import BustAPI, FileResponse, send_file, send_from_directory
-from conftest import Result, http_request
+from bustapi.testing import LiveServer
+from conftest import Result, file_slices, http_request, parse_multipart
 
 SIZE = 10_000
 DATA = random.Random(1234).randbytes(SIZE)
+# Above the static cache's inline size (64 KiB, so read from disk) and the sendfile
+# threshold, and spanning several 256 KiB read chunks and 1 MiB sendfile calls.
+BIG = random.Random(4321).randbytes(2 * 1024 * 1024 + 12_345)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +32,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     static = root / "static"
     (static / "sub").mkdir(parents=True)
     (static / "data.bin").write_bytes(DATA)
+    (static / "big.bin").write_bytes(BIG)
     (static / "clip.mp4").write_bytes(DATA)
     (static / "style.css").write_text("body{}\n")
     (static / "sub" / "index.html").write_text("<p>index</p>")
@@ -40,6 +46,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.symlink(static / "data.bin", static / "link_in.bin")
     (root / "downloads").mkdir()
     (root / "downloads" / "data.bin").write_bytes(DATA)
+    (root / "downloads" / "big.bin").write_bytes(BIG)
     (root / "downloads" / "r\u00e9sum\u00e9 \u20ac.pdf").write_bytes(b"%PDF-1.4 fake")
     os.symlink(root / "secret.txt", root / "downloads" / "link_out.txt")
     return root
@@ -103,149 +110,178 @@ def make_app(tree: Path) -> BustAPI:
 
 
 @pytest.fixture(scope="module")
-def port(tree: Path) -> Any:
-    from bustapi.testing import LiveServer
-
+def port(tree: Path) -> Iterator[int]:
     with LiveServer(make_app(tree)) as server:
         yield server.port
 
 
-# Every way of serving the same 10,000 bytes.
+@pytest.fixture(scope="module")
+def copy_port(tree: Path) -> Iterator[int]:
+    """The same app with sendfile off: file bodies go through the read-and-copy path."""
+    with LiveServer(make_app(tree), sendfile=False) as server:
+        yield server.port
+
+
+# Every way of serving a file.
 KINDS = {
-    "static": "/static/data.bin",
-    "send_file": "/send/data.bin",
-    "file_response": "/fr/data.bin",
-    "send_from_directory": "/dl/data.bin",
+    "static": "/static/{}",
+    "send_file": "/send/{}",
+    "file_response": "/fr/{}",
+    "send_from_directory": "/dl/{}",
+}
+# Each takes a different path through the engine: the small file is served from the
+# static cache's memory (or read whole), the big one with sendfile(2) by default, and
+# read in chunks and copied with sendfile off.
+SOURCES = {
+    "small": ("data.bin", DATA, False),
+    "big": ("big.bin", BIG, False),
+    "big-copy": ("big.bin", BIG, True),
 }
 
 
+@dataclass
+class Target:
+    port: int
+    url: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@pytest.fixture(params=list(SOURCES))
+def source(request: pytest.FixtureRequest) -> tuple[str, bytes, bool]:
+    return SOURCES[request.param]
+
+
 @pytest.fixture(params=list(KINDS))
-def url(request: pytest.FixtureRequest) -> str:
-    return KINDS[request.param]
+def target(request: pytest.FixtureRequest, source: tuple[str, bytes, bool]) -> Target:
+    name, data, copy = source
+    port = request.getfixturevalue("copy_port" if copy else "port")
+    return Target(port, KINDS[request.param].format(name), data)
 
 
 def get(port: int, path: str, method: str = "GET", **headers: str) -> Result:
     return http_request(port, method, path, {k.replace("_", "-"): v for k, v in headers.items()})
 
 
-def test_full_get(port: int, url: str) -> None:
-    r = get(port, url)
+def test_full_get(target: Target) -> None:
+    r = get(target.port, target.url)
     assert r.status == 200
-    assert r.body == DATA
-    assert r.headers["content-length"] == str(SIZE)
+    assert file_slices(r, target.data) == [(0, target.size - 1)]
+    assert r.headers["content-length"] == str(target.size)
     assert r.headers["accept-ranges"] == "bytes"
     assert re.fullmatch(r'"[^"]+"', r.headers["etag"]), r.headers["etag"]
     assert email.utils.parsedate_to_datetime(r.headers["last-modified"])
     assert r.headers["content-type"] == "application/octet-stream"
 
 
-@pytest.mark.parametrize(
-    "spec, start, end",
-    [("bytes=0-499", 0, 499), ("bytes=500-999", 500, 999), ("bytes=-500", 9500, 9999),
-     ("bytes=9500-", 9500, 9999), ("bytes=0-", 0, 9999), ("bytes=9990-20000", 9990, 9999),
-     ("BYTES = 5-5", 5, 5), ("bytes=-20000", 0, 9999)],
-)  # fmt: skip
-def test_single_range(port: int, url: str, spec: str, start: int, end: int) -> None:
-    r = get(port, url, Range=spec)
+# Each case maps the file size n to (Range header, first byte, last byte).
+SINGLE_RANGES: dict[str, Callable[[int], tuple[str, int, int]]] = {
+    "head": lambda n: ("bytes=0-499", 0, 499),
+    "inner": lambda n: ("bytes=500-999", 500, 999),
+    "suffix": lambda n: ("bytes=-500", n - 500, n - 1),
+    "open-ended": lambda n: (f"bytes={n - 500}-", n - 500, n - 1),
+    "all": lambda n: ("bytes=0-", 0, n - 1),
+    "past-the-end": lambda n: (f"bytes={n - 10}-{2 * n}", n - 10, n - 1),
+    "odd-spelling": lambda n: ("BYTES = 5-5", 5, 5),
+    "suffix-too-long": lambda n: (f"bytes=-{2 * n}", 0, n - 1),
+    # On the big file this crosses read chunks and sendfile calls.
+    "middle-third": lambda n: (f"bytes={n // 3}-{2 * n // 3}", n // 3, 2 * n // 3),
+}
+
+
+@pytest.mark.parametrize("case", list(SINGLE_RANGES))
+def test_single_range(target: Target, case: str) -> None:
+    spec, start, end = SINGLE_RANGES[case](target.size)
+    r = get(target.port, target.url, Range=spec)
     assert r.status == 206
-    assert r.headers["content-range"] == f"bytes {start}-{end}/{SIZE}"
-    assert r.body == DATA[start : end + 1]
+    assert r.headers["content-range"] == f"bytes {start}-{end}/{target.size}"
+    assert file_slices(r, target.data) == [(start, end)]
     assert r.headers["content-length"] == str(end - start + 1)
     assert "etag" in r.headers and "last-modified" in r.headers
 
 
-def parse_multipart(r: Result) -> list[tuple[str, str, bytes]]:
-    m = re.fullmatch(r"multipart/byteranges; boundary=(\S+)", r.headers["content-type"])
-    assert m, r.headers["content-type"]
-    boundary = m.group(1).encode()
-    assert int(r.headers["content-length"]) == len(r.body)
-    parts = []
-    for chunk in r.body.split(b"--" + boundary)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, _, body = chunk.partition(b"\r\n\r\n")
-        fields = dict(
-            line.split(": ", 1) for line in head.decode().strip("\r\n").split("\r\n") if line
-        )
-        assert body.endswith(b"\r\n")
-        parts.append((fields["Content-Type"], fields["Content-Range"], body[:-2]))
-    return parts
-
-
-def test_multipart_ranges(port: int, url: str) -> None:
-    r = get(port, url, Range="bytes=0-9, 100-109, -5")
+def test_multipart_ranges(target: Target) -> None:
+    n = target.size
+    r = get(target.port, target.url, Range=f"bytes=0-9, 100-109, {n // 3}-{2 * n // 3}, -5")
     assert r.status == 206
-    parts = parse_multipart(r)
-    assert [(cr, body) for _, cr, body in parts] == [
-        (f"bytes 0-9/{SIZE}", DATA[0:10]),
-        (f"bytes 100-109/{SIZE}", DATA[100:110]),
-        (f"bytes 9995-9999/{SIZE}", DATA[9995:]),
-    ]
-    assert all(ct == "application/octet-stream" for ct, _, _ in parts)
+    want = [(0, 9), (100, 109), (n // 3, 2 * n // 3), (n - 5, n - 1)]
+    assert file_slices(r, target.data) == want
+    assert all(ct == "application/octet-stream" for ct, _, _ in parse_multipart(r))
 
 
-def test_overlapping_ranges_coalesce(port: int, url: str) -> None:
-    r = get(port, url, Range="bytes=0-99,50-149,150-199")
+def test_overlapping_ranges_coalesce(target: Target) -> None:
+    r = get(target.port, target.url, Range="bytes=0-99,50-149,150-199")
     assert r.status == 206
-    assert r.headers["content-range"] == f"bytes 0-199/{SIZE}"
-    assert r.body == DATA[:200]
+    assert r.headers["content-range"] == f"bytes 0-199/{target.size}"
+    assert file_slices(r, target.data) == [(0, 199)]
 
 
-@pytest.mark.parametrize("spec", ["bytes=20000-", "bytes=10000-10001", "bytes=-0"])
-def test_unsatisfiable_is_416(port: int, url: str, spec: str) -> None:
-    r = get(port, url, Range=spec)
+@pytest.mark.parametrize("spec", ["bytes={twice}-", "bytes={n}-{n_plus_1}", "bytes=-0"])
+def test_unsatisfiable_is_416(target: Target, spec: str) -> None:
+    n = target.size
+    r = get(target.port, target.url, Range=spec.format(n=n, n_plus_1=n + 1, twice=2 * n))
     assert r.status == 416
-    assert r.headers["content-range"] == f"bytes */{SIZE}"
+    assert r.headers["content-range"] == f"bytes */{n}"
 
 
 @pytest.mark.parametrize("spec", ["bytes=abc", "items=0-5", "bytes=5-1", "bytes=", "bytes=--1"])
-def test_invalid_or_unknown_range_is_ignored(port: int, url: str, spec: str) -> None:
-    r = get(port, url, Range=spec)
-    assert r.status == 200 and r.body == DATA
+def test_invalid_or_unknown_range_is_ignored(target: Target, spec: str) -> None:
+    r = get(target.port, target.url, Range=spec)
+    assert r.status == 200 and file_slices(r, target.data)
 
 
-def test_conditional_get(port: int, url: str) -> None:
-    first = get(port, url)
+def test_conditional_get(target: Target) -> None:
+    port, url = target.port, target.url
+    first = get(port, url, "HEAD")
     etag, lm = first.headers["etag"], first.headers["last-modified"]
     r = get(port, url, If_None_Match=etag)
     assert r.status == 304 and r.body == b""
     assert r.headers["etag"] == etag and r.headers["last-modified"] == lm
     assert "cache-control" in r.headers
     assert get(port, url, If_None_Match=f"W/{etag}").status == 304  # weak comparison
-    assert get(port, url, If_None_Match='"other"').status == 200
+    r = get(port, url, If_None_Match='"other"')
+    assert r.status == 200 and file_slices(r, target.data)
     assert get(port, url, If_Modified_Since=lm).status == 304
     # If-None-Match beats Range.
     assert get(port, url, If_None_Match=etag, Range="bytes=0-1").status == 304
 
 
-def test_preconditions_412(port: int, url: str) -> None:
-    etag = get(port, url).headers["etag"]
+def test_preconditions_412(target: Target) -> None:
+    port, url = target.port, target.url
+    etag = get(port, url, "HEAD").headers["etag"]
     assert get(port, url, If_Match='"nope"').status == 412
-    assert get(port, url, If_Match=etag).status == 200
-    assert get(port, url, If_Match="*").status == 200
+    r = get(port, url, If_Match=etag)
+    assert r.status == 200 and file_slices(r, target.data)
+    r = get(port, url, If_Match="*", Range="bytes=1-2")
+    assert r.status == 206 and file_slices(r, target.data) == [(1, 2)]
     assert get(port, url, If_Match=f"W/{etag}").status == 412  # strong comparison
     assert get(port, url, If_Unmodified_Since="Mon, 01 Jan 1990 00:00:00 GMT").status == 412
 
 
-def test_if_range(port: int, url: str) -> None:
-    first = get(port, url)
+def test_if_range(target: Target) -> None:
+    port, url, data = target.port, target.url, target.data
+    first = get(port, url, "HEAD")
     etag, lm = first.headers["etag"], first.headers["last-modified"]
     r = get(port, url, Range="bytes=0-9", If_Range=etag)
-    assert r.status == 206 and r.body == DATA[:10]
+    assert r.status == 206 and file_slices(r, data) == [(0, 9)]
     r = get(port, url, Range="bytes=0-9", If_Range='"stale-version"')
-    assert r.status == 200 and r.body == DATA
+    assert r.status == 200 and file_slices(r, data)
     r = get(port, url, Range="bytes=0-9", If_Range=f"W/{etag}")
     assert r.status == 200, "a weak validator never matches If-Range"
     r = get(port, url, Range="bytes=0-9", If_Range=lm)
-    assert r.status == 206
+    assert r.status == 206 and file_slices(r, data) == [(0, 9)]
     r = get(port, url, Range="bytes=0-9", If_Range="Mon, 01 Jan 1990 00:00:00 GMT")
-    assert r.status == 200
+    assert r.status == 200 and file_slices(r, data)
 
 
-def test_head_matches_get_without_body(port: int, url: str) -> None:
-    for headers in ({}, {"Range": "bytes=10-19"}, {"Range": "bytes=0-1,5-6"}):
-        g = get(port, url, **headers)
-        h = get(port, url, "HEAD", **headers)
+def test_head_matches_get_without_body(target: Target) -> None:
+    n = target.size
+    for headers in ({}, {"Range": "bytes=10-19"}, {"Range": f"bytes=0-1,{n // 2}-{n - 1}"}):
+        g = get(target.port, target.url, **headers)
+        h = get(target.port, target.url, "HEAD", **headers)
         assert h.status == g.status
         assert h.body == b""
         for name in ("content-length", "content-range", "etag", "accept-ranges"):

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
-import ipaddress
 import socket
 import ssl
 from pathlib import Path
 from typing import Any, Callable
 
+import big_bodies
 import pytest
 from bustapi import BustAPI, FileResponse, request, send_file
-
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+from conftest import Result, h2_exchange, self_signed_cert
 
 DATA = bytes(range(256)) * 64
 
@@ -24,34 +19,7 @@ DATA = bytes(range(256)) * 64
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made at test time."""
-    d = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem, key_pem = d / "cert.pem", d / "key.pem"
-    cert_pem.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_pem, key_pem
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -78,61 +46,32 @@ def client_context(cert: tuple[Path, Path], alpn: list[str]) -> ssl.SSLContext:
     return ctx
 
 
-def h2_get(
-    port: int, ctx: ssl.SSLContext, path: str, headers: dict[str, str]
-) -> tuple[dict[bytes, bytes], bytes]:
-    import h2.config
-    import h2.connection
-    import h2.events
-
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+def h2_over_tls(
+    port: int, ctx: ssl.SSLContext, requests: list[tuple[str, str, dict[str, str]]]
+) -> list[Result]:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
             assert s.selected_alpn_protocol() == "h2", "HTTP/2 was not negotiated by ALPN"
-            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-            conn.initiate_connection()
-            sid = conn.get_next_available_stream_id()
-            conn.send_headers(
-                sid,
-                [
-                    (":method", "GET"),
-                    (":path", path),
-                    (":scheme", "https"),
-                    (":authority", "127.0.0.1"),
-                    *headers.items(),
-                ],  # fmt: skip
-                end_stream=True,
-            )
-            s.sendall(conn.data_to_send())
-            resp: dict[bytes, bytes] = {}
-            body, done = b"", False
-            while not done:
-                data = s.recv(65536)
-                assert data, "connection closed mid-response"
-                for event in conn.receive_data(data):
-                    if isinstance(event, h2.events.ResponseReceived):
-                        resp = dict(event.headers)
-                    elif isinstance(event, h2.events.DataReceived):
-                        body += event.data
-                        conn.acknowledge_received_data(event.flow_controlled_length, sid)
-                    elif isinstance(event, h2.events.StreamEnded):
-                        done = True
-                s.sendall(conn.data_to_send())
-            return resp, body
+            return h2_exchange(s, requests, "https")
+
+
+def h2_get(port: int, ctx: ssl.SSLContext, path: str, headers: dict[str, str]) -> Result:
+    (r,) = h2_over_tls(port, ctx, [("GET", path, headers)])
+    return r
 
 
 @pytest.mark.parametrize("path", ["/static/data.bin", "/file"])
 def test_http2_over_tls_serves_ranges(port: int, cert: tuple[Path, Path], path: str) -> None:
     ctx = client_context(cert, ["h2", "http/1.1"])
-    resp, body = h2_get(port, ctx, path, {"range": "bytes=100-299"})
-    assert resp[b":status"] == b"206"
-    assert resp[b"content-range"] == f"bytes 100-299/{len(DATA)}".encode()
-    assert body == DATA[100:300]
-    full, body = h2_get(port, ctx, path, {})
-    assert full[b":status"] == b"200" and body == DATA
-    resp, body = h2_get(port, ctx, path, {"if-none-match": full[b"etag"].decode()})
-    assert resp[b":status"] == b"304" and body == b""
-    resp, _ = h2_get(port, ctx, path, {"range": "bytes=999999-"})
-    assert resp[b":status"] == b"416"
+    r = h2_get(port, ctx, path, {"range": "bytes=100-299"})
+    assert r.status == 206
+    assert r.headers["content-range"] == f"bytes 100-299/{len(DATA)}"
+    assert r.body == DATA[100:300]
+    full = h2_get(port, ctx, path, {})
+    assert full.status == 200 and full.body == DATA
+    r = h2_get(port, ctx, path, {"if-none-match": full.headers["etag"]})
+    assert r.status == 304 and r.body == b""
+    assert h2_get(port, ctx, path, {"range": "bytes=999999-"}).status == 416
 
 
 def test_http11_over_tls(port: int, cert: tuple[Path, Path]) -> None:
@@ -146,6 +85,26 @@ def test_http11_over_tls(port: int, cert: tuple[Path, Path]) -> None:
     r = conn.getresponse()
     assert r.read() == b'{"scheme":"https","secure":true}\n'
     conn.close()
+
+
+@pytest.fixture
+def big_port(tmp_path: Path, cert: tuple[Path, Path], serve: Callable[..., Any]) -> int:
+    app = big_bodies.make_app(tmp_path)
+    return int(serve(app, ssl_context=(str(cert[0]), str(cert[1]))).port)
+
+
+def test_http11_over_tls_pipelines_multi_mib_bodies(big_port: int, cert: tuple[Path, Path]) -> None:
+    ctx = client_context(cert, ["http/1.1"])
+    with socket.create_connection(("127.0.0.1", big_port), timeout=30) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            assert s.selected_alpn_protocol() == "http/1.1"
+            big_bodies.check(big_bodies.http1_pipelined(s))
+
+
+def test_http2_over_tls_multi_mib_streams(big_port: int, cert: tuple[Path, Path]) -> None:
+    ctx = client_context(cert, ["h2", "http/1.1"])
+    requests = [(m, p, h) for m, p, h, _ in big_bodies.REQUESTS]
+    big_bodies.check(h2_over_tls(big_port, ctx, requests))
 
 
 def test_plain_http_to_tls_port_is_refused(port: int) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any, Callable
 
+import big_bodies
 import pytest
 from bustapi import BustAPI
-from conftest import raw_exchange
+from conftest import h2_exchange, raw_exchange
 
 
 @pytest.fixture
@@ -94,36 +96,32 @@ def test_body_over_limit_is_413_before_reading(port: int) -> None:
 
 
 def test_h2c_prior_knowledge(port: int) -> None:
-    import h2.config
-    import h2.connection
-    import h2.events
-
-    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
-    conn.initiate_connection()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(conn.data_to_send())
-        stream = conn.get_next_available_stream_id()
-        conn.send_headers(
-            stream,
-            [(":method", "GET"), (":path", "/hello"), (":scheme", "http"), (":authority", "x")],
-            end_stream=True,
-        )
-        s.sendall(conn.data_to_send())
-        status, body, done = None, b"", False
-        while not done:
-            data = s.recv(65536)
-            assert data, "server closed the h2 connection"
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.ResponseReceived):
-                    status = dict(event.headers)[b":status"]
-                elif isinstance(event, h2.events.DataReceived):
-                    body += event.data
-                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                elif isinstance(event, h2.events.StreamEnded):
-                    done = True
-            s.sendall(conn.data_to_send())
-    assert status == b"200"
-    assert body == b'{"message":"Hello, world!"}\n'
+        (r,) = h2_exchange(s, [("GET", "/hello", {})])
+    assert r.status == 200
+    assert r.body == b'{"message":"Hello, world!"}\n'
+
+
+@pytest.fixture
+def big_port(request: pytest.FixtureRequest, tmp_path: Path, serve: Callable[..., Any]) -> int:
+    """Serves big_bodies' app; ``sendfile`` from indirect parametrisation, else on."""
+    sendfile = getattr(request, "param", True)
+    return int(serve(big_bodies.make_app(tmp_path), sendfile=sendfile).port)
+
+
+@pytest.mark.parametrize("big_port", [True, False], ids=["sendfile", "copy"], indirect=True)
+def test_pipelined_multi_mib_responses_parse_exactly(big_port: int) -> None:
+    """Whole files, ranges across 1 MiB boundaries and multipart answers, pipelined
+    back to back on one keep-alive connection, with sendfile and without."""
+    with socket.create_connection(("127.0.0.1", big_port), timeout=30) as s:
+        big_bodies.check(big_bodies.http1_pipelined(s))
+
+
+def test_h2c_multi_mib_streams(big_port: int) -> None:
+    """The same requests as concurrent HTTP/2 streams under flow control."""
+    with socket.create_connection(("127.0.0.1", big_port), timeout=30) as s:
+        requests = [(m, p, h) for m, p, h, _ in big_bodies.REQUESTS]
+        big_bodies.check(h2_exchange(s, requests))
 
 
 def test_oversized_or_overcrowded_head_is_431(port: int) -> None:

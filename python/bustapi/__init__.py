@@ -44,7 +44,7 @@ from .templating import (
     stream_template,
     stream_template_string,
 )
-from .wrappers import Request, Response
+from .wrappers import Request, Response, StreamedBodyError
 
 __version__ = "0.1.0"
 
@@ -85,4 +85,5 @@ __all__ = [
     "stream_template_string",
     "stream_with_context",
     "url_for",
+    "StreamedBodyError",
 ]

@@ -49,11 +49,24 @@ def load_app(target: str) -> Any:
     attr = attr or "app"
     if module_name.endswith(".py") or os.sep in module_name:
         path = os.path.abspath(module_name)
+        if not os.path.isfile(path):
+            raise SystemExit(f"bustapi run: {module_name!r}: no such file")
         sys.path.insert(0, os.path.dirname(path))
         module_name = os.path.splitext(os.path.basename(path))[0]
     elif os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        # Only the module asked for (or a package on its way) being absent is a
+        # mistake on the command line; an import failing *inside* the user's code
+        # keeps its traceback, which points at the line to fix.
+        if e.name is None or not (module_name + ".").startswith(e.name + "."):
+            raise
+        raise SystemExit(
+            f"bustapi run: no module named {module_name!r} "
+            f"(start from the folder that holds it, or give path/to/file.py:app)"
+        ) from None
     app: Any = module
     for part in attr.split("."):
         app = getattr(app, part, None)
@@ -96,6 +109,8 @@ def _run_with_reload(args: argparse.Namespace) -> int:
     argv += ["--host", host, "--port", str(port)] + (["--debug"] if args.debug else [])
     root = os.getcwd()
     child: Optional[subprocess.Popen[bytes]] = None
+    # Ctrl-C must stop the reloader even if a shell started it with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             seen = _sources(root)
@@ -125,33 +140,61 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bustapi`` command line; every option's help states its default."""
     parser = argparse.ArgumentParser(prog="bustapi", description="BustAPI command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def listen_options(p: argparse.ArgumentParser, port: int) -> None:
+        p.add_argument(
+            "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+        )
+        p.add_argument(
+            "--port",
+            type=int,
+            default=port,
+            help="port to listen on; 0 picks a free one (default: %(default)s)",
+        )
+
     serve = sub.add_parser("serve", help="serve a folder (with Range support) over HTTP")
-    serve.add_argument("directory", nargs="?", default=".", help="folder to serve (default: .)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--bind", metavar="HOST:PORT", help="address to listen on")
+    serve.add_argument(
+        "directory", nargs="?", default=".", help="folder to serve (default: %(default)s)"
+    )
+    listen_options(serve, 8000)
+    serve.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        help="address and port to listen on, instead of --host and --port (default: not set)",
+    )
     serve.set_defaults(func=_serve)
 
     run = sub.add_parser("run", help="run an application: module:app")
-    run.add_argument("target", help="module:attribute, e.g. myapp:app")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=5000)
-    run.add_argument("--bind", metavar="HOST:PORT", help="address to listen on")
-    run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--reload", action="store_true", help="restart when a .py file changes")
-    run.add_argument("--debug", action="store_true", help="tracebacks in 500 responses")
+    run.add_argument("target", help="module:attribute or path/to/file.py:attribute, e.g. myapp:app")
+    listen_options(run, 5000)
+    run.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        help="address and port to listen on, instead of --host and --port (default: not set)",
+    )
+    run.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (default: %(default)s)"
+    )
+    run.add_argument(
+        "--reload", action="store_true", help="restart when a .py file changes (default: off)"
+    )
+    run.add_argument(
+        "--debug", action="store_true", help="tracebacks in 500 responses (default: off)"
+    )
     run.set_defaults(func=_run)
 
     demo = sub.add_parser("demo", help="start the video streaming demo app")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=5000)
+    listen_options(demo, 5000)
     demo.set_defaults(func=_demo)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 

@@ -26,7 +26,7 @@ from . import _core
 from .config import Config, ConfigAttribute
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _test_local
 from .datastructures import Headers
-from .exceptions import HTTPException, InternalServerError, exception_for
+from .exceptions import HTTPException, InternalServerError, http_exception
 from .globals import _cv_app, _cv_request
 from .routing import BuildError, Map, Rule, quote_anchor
 from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
@@ -170,6 +170,9 @@ class BustAPI(Scaffold):
         # SEND_FILE_MAX_AGE_DEFAULT has by then.
         self._static_mounts: list[tuple[str, str, bool, Optional[int]]] = []
         self._sent_to_engine: Any = None
+        # What the engine was last configured with (see _configure, _sync_config).
+        self._run_options: tuple[Optional[int], dict[str, Any]] = (None, {})
+        self._applied_config: Optional[tuple[Any, ...]] = None
         if self.has_static_folder:
             url_path = self.static_url_path
             if not url_path:
@@ -535,7 +538,7 @@ class BustAPI(Scaffold):
                 view_args[name] = rule.convert(name, value)
             request.view_args = view_args
         else:
-            request.routing_exception = exception_for(error_status)()
+            request.routing_exception = http_exception(error_status)
         ctx = RequestContext(self, request)
         error: Optional[BaseException] = None
         recorder = getattr(_test_local, "recorder", None)
@@ -665,6 +668,8 @@ class BustAPI(Scaffold):
         self, e: BaseException, blueprints: Iterable[str]
     ) -> Optional[ErrorHandler]:
         exc_class, code = _exc_class_and_code(type(e))
+        if code is not None:
+            code = getattr(e, "code", code)  # abort(599): the instance carries the code
         names = (*blueprints, None)
         for c in (code, None) if code is not None else (None,):
             for name in names:
@@ -767,7 +772,12 @@ class BustAPI(Scaffold):
         self._core.set_error_codes(sorted(codes))
         self._sent_to_engine = state
 
-    def _configure(self, threads: Optional[int], options: dict[str, Any]) -> None:
+    def _configure(self, threads: Optional[int], options: dict[str, Any]) -> str:
+        """Hands the engine settings (``app.config`` and ``run()`` options) to the
+        core; every way of serving (``run()``, ``LiveServer``, the test client)
+        comes through here. Returns the URL scheme served."""
+        self._run_options = (threads, dict(options))
+        self._applied_config = self._engine_config()
         self._prepare()
         max_body = self.config.get("MAX_CONTENT_LENGTH")
         ssl_context = options.pop("ssl_context", None)
@@ -792,6 +802,20 @@ class BustAPI(Scaffold):
         )
         if options:
             raise TypeError(f"unknown run() options: {', '.join(sorted(options))}")
+        return "https" if cert else "http"
+
+    def _engine_config(self) -> tuple[Any, ...]:
+        """The ``app.config`` values the engine enforces."""
+        return (self.config.get("MAX_CONTENT_LENGTH"),)
+
+    def _sync_config(self) -> None:
+        """Re-applies the last run options with the current ``app.config`` if it
+        changed, and hands over mounts and hooks added since: the test client calls
+        this per request, as Flask reads its config per request."""
+        if self._applied_config != self._engine_config():
+            self._configure(*self._run_options)
+        else:
+            self._prepare()
 
     def run(
         self,
@@ -821,23 +845,35 @@ class BustAPI(Scaffold):
         if debug is not None:
             self.debug = bool(debug)
         self.logger  # noqa: B018 - attaches the default handler before serving
-        self._configure(threads, dict(options))
+        scheme = self._configure(threads, dict(options))
         io = io_threads or _usable_cpus()
-        listener = _core.CoreApp.bind(host, port, reuse_port=workers > 1)
-        shown = f"[{host}]" if ":" in host else host
-        print(
-            f" * BustAPI serving on http://{shown}:{listener.port}/ (workers: {workers})",
-            flush=True,
-        )
-        print(" * Press CTRL+C to quit", flush=True)
-        children = [self._fork_worker(host, listener.port, io) for _ in range(max(1, workers) - 1)]
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
+            listener = _core.CoreApp.bind(host, port, reuse_port=workers > 1)
+        except OSError as e:
+            # Like Werkzeug's dev server: a port in use is a one-line answer, not a traceback.
+            raise SystemExit(f"bustapi: {e}") from None
+        # SIGINT too, whatever the inherited disposition: a shell's `cmd &` starts
+        # the process with SIGINT ignored, and Python then installs no handler.
+        # Installed before the start-up line, which tells a watcher we are ready.
+        previous = {
+            sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        children: list[int] = []
+        try:
+            shown = f"[{host}]" if ":" in host else host
+            print(
+                f" * BustAPI serving on {scheme}://{shown}:{listener.port}/ (workers: {workers})",
+                flush=True,
+            )
+            print(" * Press CTRL+C to quit", flush=True)
+            for _ in range(max(1, workers) - 1):
+                children.append(self._fork_worker(host, listener.port, io))
             self._core.serve(listener, io_threads=io)
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             for pid in children:
                 _stop_child(pid)
         print(" * BustAPI stopped", flush=True)
@@ -861,8 +897,9 @@ class BustAPI(Scaffold):
             os._exit(code)
 
     def test_client(self, use_cookies: bool = True, **kwargs: Any) -> TestClient:
-        """A client that sends requests through the same Rust engine as a socket,
-        keeping cookies between requests."""
+        """A client that sends requests through the same Rust engine, with the same
+        limits (``app.config["MAX_CONTENT_LENGTH"]``, ``run()`` options given to a
+        ``LiveServer``), as a socket; it keeps cookies between requests."""
         from .testing import TestClient
 
         return TestClient(self, use_cookies=use_cookies, **kwargs)

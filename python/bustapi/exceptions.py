@@ -1,7 +1,16 @@
-"""HTTP exceptions and :func:`abort`, in the shape Flask users know."""
+"""HTTP exceptions and :func:`abort`, with the names and shape of Werkzeug's.
+
+Each status has its own class (``NotFound``, ``MethodNotAllowed``, ...), so an
+application can subclass one, annotate with it, and register an error handler
+for it::
+
+    class UserNotFound(NotFound):
+        description = "No user has that id."
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NoReturn, Optional
 
@@ -10,7 +19,10 @@ if TYPE_CHECKING:
 
 
 class HTTPException(Exception):
-    """An error that becomes an HTTP response with ``code`` and a short plain message."""
+    """An error that becomes an HTTP response with ``code`` and a short plain message.
+
+    ``response``, if given, is sent instead of the generated one (``abort(response)``).
+    """
 
     code: int = 500
     description: str = ""
@@ -30,12 +42,19 @@ class HTTPException(Exception):
 
     @property
     def name(self) -> str:
+        """The status phrase: ``"Not Found"``."""
         try:
             return HTTPStatus(self.code).phrase
         except ValueError:
             return "Unknown Error"
 
+    def get_headers(self) -> list[tuple[str, str]]:
+        """Headers of the generated response besides ``Content-Type``."""
+        return []
+
     def get_response(self) -> Response:
+        """The response to send: ``response`` if one was given, else a plain-text
+        ``"<code> <name>: <description>"`` with :meth:`get_headers`."""
         from .wrappers import Response
 
         if self.response is not None:
@@ -45,75 +64,284 @@ class HTTPException(Exception):
             if self.description
             else f"{self.code} {self.name}\n"
         )
-        return Response(body, status=self.code, mimetype="text/plain")
+        return Response(body, status=self.code, headers=self.get_headers(), mimetype="text/plain")
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}: {self.description}"
 
 
-_DESCRIPTIONS = {
-    400: "The browser (or proxy) sent a request that this server could not understand.",
-    401: "The server could not verify that you are authorized to access the URL requested.",
-    403: "You don't have the permission to access the requested resource.",
-    404: "The requested URL was not found on the server.",
-    405: "The method is not allowed for the requested URL.",
-    406: "The resource is not available in a form acceptable to the client.",
-    408: "The server closed the connection waiting for the request.",
-    409: "A conflict happened while processing the request.",
-    410: "The requested URL is no longer available on this server.",
-    411: "A request with this method requires a valid Content-Length header.",
-    412: "The precondition on the request for the URL failed positive evaluation.",
-    413: "The data value transmitted exceeds the capacity limit.",
-    414: "The length of the requested URL exceeds the capacity limit for this server.",
-    415: "The server does not support the media type transmitted in the request.",
-    416: "The server cannot provide the requested range.",
-    422: "The request was well-formed but was unable to be followed due to semantic errors.",
-    429: "This user has exceeded an allotted request count.",
-    431: "One or more header fields exceeds the maximum size.",
-    500: "The server encountered an internal error and was unable to complete your request.",
-    501: "The server does not support the action requested by the browser.",
-    502: "The proxy server received an invalid response from an upstream server.",
-    503: "The server is temporarily unable to service your request.",
-    504: "The connection to an upstream server timed out.",
+class BadRequest(HTTPException):
+    code = 400
+    description = "The browser (or proxy) sent a request that this server could not understand."
+
+
+class Unauthorized(HTTPException):
+    code = 401
+    description = "The server could not verify that you are authorized to access the URL requested."
+
+    def __init__(
+        self,
+        description: Optional[str] = None,
+        response: Optional[Response] = None,
+        www_authenticate: Optional[str] = None,
+    ) -> None:
+        super().__init__(description, response)
+        self.www_authenticate = www_authenticate
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        if self.www_authenticate is None:
+            return []
+        return [("WWW-Authenticate", self.www_authenticate)]
+
+
+class Forbidden(HTTPException):
+    code = 403
+    description = "You don't have the permission to access the requested resource."
+
+
+class NotFound(HTTPException):
+    code = 404
+    description = "The requested URL was not found on the server."
+
+
+class MethodNotAllowed(HTTPException):
+    """``valid_methods`` become the ``Allow`` header."""
+
+    code = 405
+    description = "The method is not allowed for the requested URL."
+
+    def __init__(
+        self,
+        valid_methods: Optional[Iterable[str]] = None,
+        description: Optional[str] = None,
+        response: Optional[Response] = None,
+    ) -> None:
+        super().__init__(description, response)
+        self.valid_methods = list(valid_methods) if valid_methods is not None else None
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        if not self.valid_methods:
+            return []
+        return [("Allow", ", ".join(self.valid_methods))]
+
+
+class NotAcceptable(HTTPException):
+    code = 406
+    description = "The resource is not available in a form acceptable to the client."
+
+
+class RequestTimeout(HTTPException):
+    code = 408
+    description = "The server closed the connection waiting for the request."
+
+
+class Conflict(HTTPException):
+    code = 409
+    description = "A conflict happened while processing the request."
+
+
+class Gone(HTTPException):
+    code = 410
+    description = "The requested URL is no longer available on this server."
+
+
+class LengthRequired(HTTPException):
+    code = 411
+    description = "A request with this method requires a valid Content-Length header."
+
+
+class PreconditionFailed(HTTPException):
+    code = 412
+    description = "The precondition on the request for the URL failed positive evaluation."
+
+
+class RequestEntityTooLarge(HTTPException):
+    code = 413
+    description = "The data value transmitted exceeds the capacity limit."
+
+
+class RequestURITooLarge(HTTPException):
+    code = 414
+    description = "The length of the requested URL exceeds the capacity limit for this server."
+
+
+class UnsupportedMediaType(HTTPException):
+    code = 415
+    description = "The server does not support the media type transmitted in the request."
+
+
+class RequestedRangeNotSatisfiable(HTTPException):
+    """``length`` (the resource's size) becomes ``Content-Range: bytes */length``."""
+
+    code = 416
+    description = "The server cannot provide the requested range."
+
+    def __init__(
+        self,
+        length: Optional[int] = None,
+        units: str = "bytes",
+        description: Optional[str] = None,
+        response: Optional[Response] = None,
+    ) -> None:
+        super().__init__(description, response)
+        self.length = length
+        self.units = units
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        if self.length is None:
+            return []
+        return [("Content-Range", f"{self.units} */{self.length}")]
+
+
+class ExpectationFailed(HTTPException):
+    code = 417
+    description = "The server could not meet the requirements of the Expect header."
+
+
+class ImATeapot(HTTPException):
+    code = 418
+    description = "This server is a teapot, not a coffee machine."
+
+
+class UnprocessableEntity(HTTPException):
+    code = 422
+    description = (
+        "The request was well-formed but was unable to be followed due to semantic errors."
+    )
+
+
+class Locked(HTTPException):
+    code = 423
+    description = "The resource that is being accessed is locked."
+
+
+class FailedDependency(HTTPException):
+    code = 424
+    description = "The method could not be performed because a request it depended on failed."
+
+
+class PreconditionRequired(HTTPException):
+    code = 428
+    description = "This request is required to be conditional, e.g. with If-Match."
+
+
+class _RetryAfter(HTTPException):
+    """Statuses that may say when to come back (``Retry-After``, in seconds)."""
+
+    def __init__(
+        self,
+        description: Optional[str] = None,
+        response: Optional[Response] = None,
+        retry_after: Optional[int] = None,
+    ) -> None:
+        super().__init__(description, response)
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        if self.retry_after is None:
+            return []
+        return [("Retry-After", str(int(self.retry_after)))]
+
+
+class TooManyRequests(_RetryAfter):
+    code = 429
+    description = "This user has exceeded an allotted request count."
+
+
+class RequestHeaderFieldsTooLarge(HTTPException):
+    code = 431
+    description = "One or more header fields exceeds the maximum size."
+
+
+class UnavailableForLegalReasons(HTTPException):
+    code = 451
+    description = "Unavailable for legal reasons."
+
+
+class InternalServerError(HTTPException):
+    code = 500
+    description = (
+        "The server encountered an internal error and was unable to complete your request."
+    )
+
+
+# Werkzeug's name; it shadows the builtin constant in this module only.
+class NotImplemented(HTTPException):
+    code = 501
+    description = "The server does not support the action requested by the browser."
+
+
+#: The name this class had before it took Werkzeug's.
+NotImplementedHTTP = NotImplemented
+
+
+class BadGateway(HTTPException):
+    code = 502
+    description = "The proxy server received an invalid response from an upstream server."
+
+
+class ServiceUnavailable(_RetryAfter):
+    code = 503
+    description = "The server is temporarily unable to service your request."
+
+
+class GatewayTimeout(HTTPException):
+    code = 504
+    description = "The connection to an upstream server timed out."
+
+
+class HTTPVersionNotSupported(HTTPException):
+    code = 505
+    description = "The server does not support the HTTP protocol version used in the request."
+
+
+#: Status code -> exception class, for every status with a class of its own.
+default_exceptions: dict[int, type[HTTPException]] = {
+    cls.code: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        NotAcceptable,
+        RequestTimeout,
+        Conflict,
+        Gone,
+        LengthRequired,
+        PreconditionFailed,
+        RequestEntityTooLarge,
+        RequestURITooLarge,
+        UnsupportedMediaType,
+        RequestedRangeNotSatisfiable,
+        ExpectationFailed,
+        ImATeapot,
+        UnprocessableEntity,
+        Locked,
+        FailedDependency,
+        PreconditionRequired,
+        TooManyRequests,
+        RequestHeaderFieldsTooLarge,
+        UnavailableForLegalReasons,
+        InternalServerError,
+        NotImplemented,
+        BadGateway,
+        ServiceUnavailable,
+        GatewayTimeout,
+        HTTPVersionNotSupported,
+    )
 }
 
-_CLASSES: dict[int, type[HTTPException]] = {}
 
-
-def _make(code: int, name: str) -> type[HTTPException]:
-    cls = type(name, (HTTPException,), {"code": code, "description": _DESCRIPTIONS.get(code, "")})
-    _CLASSES[code] = cls
-    return cls
-
-
-BadRequest = _make(400, "BadRequest")
-Unauthorized = _make(401, "Unauthorized")
-Forbidden = _make(403, "Forbidden")
-NotFound = _make(404, "NotFound")
-MethodNotAllowed = _make(405, "MethodNotAllowed")
-NotAcceptable = _make(406, "NotAcceptable")
-Conflict = _make(409, "Conflict")
-Gone = _make(410, "Gone")
-PreconditionFailed = _make(412, "PreconditionFailed")
-RequestEntityTooLarge = _make(413, "RequestEntityTooLarge")
-UnsupportedMediaType = _make(415, "UnsupportedMediaType")
-RequestedRangeNotSatisfiable = _make(416, "RequestedRangeNotSatisfiable")
-UnprocessableEntity = _make(422, "UnprocessableEntity")
-TooManyRequests = _make(429, "TooManyRequests")
-InternalServerError = _make(500, "InternalServerError")
-NotImplementedHTTP = _make(501, "NotImplemented")
-ServiceUnavailable = _make(503, "ServiceUnavailable")
-for _code in _DESCRIPTIONS:
-    if _code not in _CLASSES:
-        _make(_code, "HTTP" + str(_code))
-
-
-def exception_for(code: int) -> type[HTTPException]:
-    """The exception class for ``code`` (created on demand for unusual codes)."""
-    cls = _CLASSES.get(code)
-    if cls is None:
-        cls = type(f"HTTP{code}", (HTTPException,), {"code": code})
-    return cls
+def http_exception(code: int, description: Optional[str] = None) -> HTTPException:
+    """The exception for ``code``: an instance of its class, or for a status
+    without one, an :class:`HTTPException` carrying that code."""
+    cls = default_exceptions.get(code)
+    if cls is not None:
+        return cls(description=description)
+    e = HTTPException(description)
+    e.code = code
+    return e
 
 
 def abort(status: object, description: Optional[str] = None) -> NoReturn:
@@ -125,4 +353,4 @@ def abort(status: object, description: Optional[str] = None) -> NoReturn:
         raise HTTPException(response=status)
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
         raise TypeError(f"abort() needs an HTTP status code or a Response, not {status!r}")
-    raise exception_for(status)(description)
+    raise http_exception(status, description)

@@ -29,9 +29,13 @@ class FileResponse(Response):
     from ``filename`` or the path's extension; extra ``headers`` are kept.
     ``stat_result`` is accepted for Starlette compatibility: the engine stats the
     file itself when it serves it, so validators always match what is sent.
+
+    The file's bytes never enter Python: ``data``, ``get_data()`` and
+    ``set_data()`` raise :class:`~bustapi.StreamedBodyError`.
     """
 
     default_mimetype = None
+    _engine_body = "a file the engine streams"
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ import sys
 from collections import defaultdict
 from typing import IO, TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
-from .exceptions import HTTPException, exception_for
+from .exceptions import HTTPException, default_exceptions
 
 if TYPE_CHECKING:
     import click
@@ -282,8 +282,8 @@ def _exc_class_and_code(
     exc_class: type[BaseException]
     if isinstance(exc_class_or_code, int) and not isinstance(exc_class_or_code, bool):
         try:
-            exc_class = exception_for(exc_class_or_code)
-        except (KeyError, ValueError):
+            exc_class = default_exceptions[exc_class_or_code]
+        except KeyError:
             raise ValueError(
                 f"'{exc_class_or_code}' is not a recognized HTTP error code. Use a subclass of"
                 " HTTPException with that code instead."

@@ -29,9 +29,13 @@ class StreamingResponse(Response):
     ...         yield f"{i}\\n"
     >>> StreamingResponse(numbers(), media_type="text/plain")
     <StreamingResponse [200]>
+
+    Its chunks are never collected in Python: ``data``, ``get_data()`` and
+    ``set_data()`` raise :class:`~bustapi.StreamedBodyError`.
     """
 
     default_mimetype = None
+    _engine_body = "a stream its iterator produces"
 
     def __init__(
         self,

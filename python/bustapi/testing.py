@@ -436,7 +436,7 @@ class TestClient:
         remote = {**self.environ_base, **(environ_base or {})}.get("REMOTE_ADDR", "127.0.0.1")
         self._pop_kept()
         recorder = _Recorder(self._preserve)
-        app._prepare()
+        app._sync_config()
         _test_local.recorder = recorder
         try:
             status, out_headers, out_body = app._core.test_request(
@@ -566,11 +566,10 @@ class LiveServer:
 
         self.app = app
         threads = options.pop("threads", None)
-        app._configure(threads, dict(options))
+        self.scheme = app._configure(threads, dict(options))
         self._listener = CoreApp.bind(host, port)
         self.host = host
         self.port: int = self._listener.port
-        self.scheme = "https" if options.get("ssl_context") else "http"
         self._handle: Any = None
 
     @property

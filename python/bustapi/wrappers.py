@@ -7,7 +7,7 @@ import json as _json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
 from .datastructures import Headers, MultiDict
@@ -362,6 +362,16 @@ class HeaderSet:
         return f"HeaderSet({self._items()!r})"
 
 
+class StreamedBodyError(RuntimeError):
+    """Raised on reading or replacing the body of a response whose bytes never
+    exist in Python: a :class:`~bustapi.FileResponse` (the engine streams the file)
+    or a :class:`~bustapi.StreamingResponse` (its iterator produces the chunks).
+
+    Its status and headers may still be changed, e.g. in ``after_request``; to
+    send other bytes, return a new :class:`Response` instead.
+    """
+
+
 class Response:
     """An HTTP response a view can build and return.
 
@@ -371,6 +381,10 @@ class Response:
 
     default_mimetype: Optional[str] = "text/html"
     default_status = 200
+    #: For responses whose body the engine produces: what that body is. Reading or
+    #: replacing it then raises :class:`StreamedBodyError`; ``None`` means the bytes
+    #: are held here.
+    _engine_body: ClassVar[Optional[str]] = None
 
     def __init__(
         self,
@@ -403,7 +417,21 @@ class Response:
     def status(self, value: Union[int, str, HTTPStatus]) -> None:
         self.status_code = _status_code(value)
 
+    def _body_bytes(self) -> bytes:
+        self._refuse_engine_body()
+        return self._body
+
+    def _refuse_engine_body(self) -> None:
+        if self._engine_body is not None:
+            raise StreamedBodyError(
+                f"a {type(self).__name__}'s body is {self._engine_body}: it never exists in "
+                "Python, so it cannot be read or replaced. Change its status or headers, or "
+                "return a new Response with the bytes you want to send."
+            )
+
     def set_data(self, value: Union[str, bytes, bytearray, memoryview]) -> None:
+        """Replaces the body (raises :class:`StreamedBodyError` for a file or a stream)."""
+        self._refuse_engine_body()
         if isinstance(value, str):
             self._body = value.encode("utf-8")
         elif isinstance(value, (bytes, bytearray, memoryview)):
@@ -412,11 +440,13 @@ class Response:
             raise TypeError(f"response body must be str or bytes, not {type(value).__name__}")
 
     def get_data(self, as_text: bool = False) -> Union[bytes, str]:
-        return self._body.decode("utf-8", "replace") if as_text else self._body
+        """The body (raises :class:`StreamedBodyError` for a file or a stream)."""
+        body = self._body_bytes()
+        return body.decode("utf-8", "replace") if as_text else body
 
     @property
     def data(self) -> bytes:
-        return self._body
+        return self._body_bytes()
 
     @data.setter
     def data(self, value: Union[str, bytes]) -> None:
@@ -444,7 +474,7 @@ class Response:
         return self.headers.get("Location")
 
     def get_json(self) -> Any:
-        return _json.loads(self._body)
+        return _json.loads(self._body_bytes())
 
     @property
     def json(self) -> Any:

@@ -61,5 +61,6 @@ pub use disposition::{content_disposition, DispositionType};
 pub use open::{file_meta, open_file, FileMeta, OpenError};
 pub use plan::{decide, BodyPlan, ByteRange, Options, Plan, Representation};
 pub use safe_path::{
-    resolve, resolve_url_path, resolve_url_path_detailed, PathError, PathPolicy, Resolved,
+    is_servable_name, resolve, resolve_url_path, resolve_url_path_detailed, PathError, PathPolicy,
+    Resolved,
 };

@@ -170,6 +170,14 @@ pub fn resolve(root: &Path, rel: &str, policy: &PathPolicy) -> Result<PathBuf, P
     resolve_segments(root, rel.split('/'), rel.ends_with('/'), policy).map(|r| r.path)
 }
 
+/// Whether a single directory entry called `name` can be reached through a
+/// request path: the per-segment checks [`resolve_url_path`] applies. A listing
+/// uses it so it never offers a link the resolver would only refuse (a name with
+/// a control character or a backslash, a hidden file).
+pub fn is_servable_name(name: &str, policy: &PathPolicy) -> bool {
+    matches!(check_segment(name, policy), Ok(Segment::Name))
+}
+
 /// Percent-decodes one URL path segment, exactly once.
 fn decode_segment(segment: &str) -> Result<Cow<'_, str>, PathError> {
     let bytes = segment.as_bytes();

@@ -4,14 +4,17 @@
 //! A line is written when the body finishes *or is dropped*, so it reports the
 //! bytes actually handed to the connection: a client that leaves mid-video shows
 //! up with the bytes it really got, marked `aborted`.
+//!
+//! Only a terminal gets the live line and the escape codes that draw it; a log
+//! redirected to a file or a pipe holds plain lines.
 
 use crate::body::Body;
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct Traffic {
     pub bytes: AtomicU64,
+    /// The live line is being drawn: access-log lines must first erase it.
+    live: AtomicBool,
 }
 
 /// What the line says about a request, gathered before the body streams.
@@ -93,13 +98,23 @@ impl Drop for Logged {
     fn drop(&mut self) {
         let Some(r) = self.record.take() else { return };
         let complete = self.complete || self.inner.is_end_stream();
-        let line = format_line(&r, self.sent, complete, r.started.elapsed());
+        let over_live_line = self
+            .traffic
+            .as_ref()
+            .is_some_and(|t| t.live.load(Ordering::Relaxed));
+        let line = format_line(&r, self.sent, complete, r.started.elapsed(), over_live_line);
         // One write per line, so lines from concurrent requests never interleave.
         let _ = io::stderr().lock().write_all(line.as_bytes());
     }
 }
 
-fn format_line(r: &Record, sent: u64, complete: bool, took: Duration) -> String {
+fn format_line(
+    r: &Record,
+    sent: u64,
+    complete: bool,
+    took: Duration,
+    over_live_line: bool,
+) -> String {
     let remote = r
         .remote
         .map(|a| a.ip().to_string())
@@ -111,9 +126,10 @@ fn format_line(r: &Record, sent: u64, complete: bool, took: Duration) -> String 
     };
     let range = r.range.as_deref().unwrap_or("-");
     let outcome = if complete { "" } else { " aborted" };
-    // \r and the erase-line escape put the line over the live status line, if any.
+    // \r and the erase-line escape put the line over the live status line.
+    let erase = if over_live_line { ERASE_LINE } else { "" };
     format!(
-        "\r\x1b[K{remote} \"{} {} {version}\" {} {sent} {range} {:.1}ms{outcome}\n",
+        "{erase}{remote} \"{} {} {version}\" {} {sent} {range} {:.1}ms{outcome}\n",
         r.method,
         r.target.escape_debug(),
         r.status,
@@ -121,8 +137,16 @@ fn format_line(r: &Record, sent: u64, complete: bool, took: Duration) -> String 
     )
 }
 
-/// Prints the live throughput line every second until the server stops.
+/// Back to the start of the line and erase it (a terminal control sequence).
+const ERASE_LINE: &str = "\r\x1b[K";
+
+/// Prints the live throughput line every second until the server stops, if
+/// stderr is a terminal; elsewhere the line would only litter the log.
 pub async fn live_line(traffic: Arc<Traffic>, connections: impl Fn() -> usize) {
+    if !io::stderr().is_terminal() {
+        return;
+    }
+    traffic.live.store(true, Ordering::Relaxed);
     let mut last = traffic.bytes.load(Ordering::Relaxed);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -130,7 +154,7 @@ pub async fn live_line(traffic: Arc<Traffic>, connections: impl Fn() -> usize) {
         tick.tick().await;
         let now = traffic.bytes.load(Ordering::Relaxed);
         let line = format!(
-            "\r\x1b[Kserving {}/s, {} open connections, {} sent in all",
+            "{ERASE_LINE}serving {}/s, {} open connections, {} sent in all",
             human(now.saturating_sub(last)),
             connections(),
             human(now)
@@ -166,14 +190,14 @@ mod tests {
             range: Some("bytes=0-1".into()),
             started: Instant::now(),
         };
-        let line = format_line(&r, 2, true, Duration::from_micros(1500));
-        assert!(
-            line.ends_with(
-                "10.0.0.7 \"GET /video.mp4?x=\\\"1\\\" HTTP/1.1\" 206 2 bytes=0-1 1.5ms\n"
-            ),
-            "{line:?}"
+        let line = format_line(&r, 2, true, Duration::from_micros(1500), false);
+        assert_eq!(
+            line,
+            "10.0.0.7 \"GET /video.mp4?x=\\\"1\\\" HTTP/1.1\" 206 2 bytes=0-1 1.5ms\n"
         );
-        assert!(format_line(&r, 1, false, Duration::ZERO).ends_with("aborted\n"));
+        assert!(format_line(&r, 1, false, Duration::ZERO, false).ends_with("aborted\n"));
+        let over = format_line(&r, 2, true, Duration::ZERO, true);
+        assert!(over.starts_with("\r\x1b[K10.0.0.7 "), "{over:?}");
         assert_eq!(human(1_500_000), "1.5 MB");
     }
 }

@@ -2,17 +2,24 @@
 //! (`python -m bustapi serve`): names, sizes and dates, hidden files left out.
 //!
 //! Every name is HTML-escaped for the text and percent-encoded for the link, so
-//! a hostile file name can neither inject markup nor break out of the href.
+//! a hostile file name can neither inject markup nor break out of the href. Each
+//! href is a relative path whose `:` is encoded too: a file called
+//! `javascript:alert(1)` or `notes:2024.txt` must not become a link to a URL
+//! scheme (RFC 3986 section 4.2 forbids a `:` in the first segment of a relative path
+//! for exactly this reason).
 
+use bustapi_files::{is_servable_name, PathPolicy};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use std::fmt::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// Characters escaped in a path segment of an href (RFC 3986 pchar minus a few
-/// that are safe but confusing in HTML attributes).
+/// Characters escaped in a path segment of an href: everything outside RFC 3986
+/// pchar, plus `:` (it would turn the name into a scheme) and a few that are legal
+/// but confusing in HTML attributes. Non-ASCII is always encoded (as UTF-8).
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
+    .add(b':')
     .add(b'"')
     .add(b'#')
     .add(b'%')
@@ -73,7 +80,9 @@ pub fn render(dir: &Path, url_path: &str) -> std::io::Result<String> {
         let Ok(name) = item.file_name().into_string() else {
             continue;
         };
-        if name.starts_with('.') {
+        // Hidden files, and names no request path can reach (a control
+        // character, a backslash): a link to them could only be refused.
+        if !is_servable_name(&name, &PathPolicy::default()) {
             continue;
         }
         // Follow symlinks for the type and size; a dangling one is skipped.
@@ -143,6 +152,20 @@ mod tests {
             "directories first"
         );
         assert!(html.contains("href=\"../\""));
+    }
+
+    #[test]
+    fn names_never_become_schemes_or_markup() {
+        let dir = std::env::temp_dir().join(format!("bustapi-listing-x-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("javascript:alert(1)"), b"x").unwrap();
+        std::fs::write(dir.join("q\"'é.txt"), b"x").unwrap();
+        std::fs::write(dir.join("new\nline"), b"x").unwrap();
+        let html = render(&dir, "/").unwrap();
+        assert!(html.contains("<a href=\"javascript%3Aalert(1)\">javascript:alert(1)</a>"));
+        assert!(html.contains("<a href=\"q%22%27%C3%A9.txt\">q&quot;&#39;é.txt</a>"));
+        assert!(!html.contains("new"), "unreachable names are not listed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
