@@ -27,7 +27,7 @@ from .config import Config, ConfigAttribute
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _test_local
 from .datastructures import Headers
 from .exceptions import HTTPException, InternalServerError, http_exception
-from .globals import _cv_app, _cv_request
+from .globals import _cv_request
 from .routing import BuildError, Map, Rule, quote_anchor
 from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
 from .sessions import SecureCookieSessionInterface, SessionInterface
@@ -427,7 +427,7 @@ class BustAPI(Scaffold):
         from .testing import build_request_data
 
         data = build_request_data(self, *args, **kwargs)
-        return RequestContext(self, self.request_class(data, self))
+        return RequestContext(self, self.request_class(data, self))  # type: ignore[arg-type]
 
     def do_teardown_request(self, exc: Optional[BaseException] = None) -> None:
         req_ctx = _cv_request.get(None)
@@ -506,7 +506,9 @@ class BustAPI(Scaffold):
             path += f"#{quote_anchor(_anchor)}"
         return path
 
-    def handle_url_build_error(self, error: BuildError, endpoint: str, values: dict[str, Any]) -> str:
+    def handle_url_build_error(
+        self, error: BuildError, endpoint: str, values: dict[str, Any]
+    ) -> str:
         for handler in self.url_build_error_handlers:
             try:
                 rv = handler(error, endpoint, values)
@@ -925,8 +927,6 @@ def _max_age_seconds(value: Any) -> Optional[int]:
     if isinstance(value, timedelta):
         return int(value.total_seconds())
     return int(value)
-
-
 
 
 def _is_werkzeug_exception(e: BaseException) -> bool:

@@ -312,9 +312,7 @@ class Blueprint(Scaffold):
 
     def app_context_processor(self, f: F) -> F:
         """A context processor for every template of the app."""
-        self.record_once(
-            lambda s: s.app.template_context_processors.setdefault(None, []).append(f)
-        )
+        self.record_once(lambda s: s.app.template_context_processors.setdefault(None, []).append(f))
         return f
 
     def app_errorhandler(self, code: Union[int, type[BaseException]]) -> Callable[[F], F]:

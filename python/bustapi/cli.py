@@ -90,7 +90,9 @@ def find_app_by_string(module: Any, app_name: str) -> BustAPI:
     try:
         expr = ast.parse(app_name.strip(), mode="eval").body
     except SyntaxError:
-        raise NoAppException(f"Failed to parse {app_name!r} as an attribute name or function call.") from None
+        raise NoAppException(
+            f"Failed to parse {app_name!r} as an attribute name or function call."
+        ) from None
     if isinstance(expr, ast.Name):
         name, args, kwargs = expr.id, [], {}
     elif isinstance(expr, ast.Call):
@@ -101,7 +103,9 @@ def find_app_by_string(module: Any, app_name: str) -> BustAPI:
             args = [ast.literal_eval(arg) for arg in expr.args]
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in expr.keywords if kw.arg}
         except ValueError:
-            raise NoAppException(f"Failed to parse arguments as literal values: {app_name!r}.") from None
+            raise NoAppException(
+                f"Failed to parse arguments as literal values: {app_name!r}."
+            ) from None
     else:
         raise NoAppException(f"Failed to parse {app_name!r} as an attribute name or function call.")
     try:
@@ -123,8 +127,7 @@ def find_app_by_string(module: Any, app_name: str) -> BustAPI:
     if isinstance(app, BustAPI):
         return app
     raise NoAppException(
-        "A valid BustAPI application was not obtained from"
-        f" '{module.__name__}:{app_name}'."
+        f"A valid BustAPI application was not obtained from '{module.__name__}:{app_name}'."
     )
 
 
@@ -157,8 +160,7 @@ def locate_app(module_name: str, app_name: Optional[str], raise_if_not_found: bo
         # An ImportError raised inside the module is the module's own problem.
         if sys.exc_info()[2] is not None and sys.exc_info()[2].tb_next:  # type: ignore[union-attr]
             raise NoAppException(
-                f"While importing {module_name!r}, an ImportError was raised:\n\n"
-                f"{_format_exc()}"
+                f"While importing {module_name!r}, an ImportError was raised:\n\n{_format_exc()}"
             ) from None
         if raise_if_not_found:
             raise NoAppException(f"Could not import {module_name!r}.") from None
@@ -199,7 +201,8 @@ class ScriptInfo:
         if self.create_app is not None:
             app = self.create_app()
         elif self.app_import_path:
-            path, name = (self.app_import_path.split(":", 1) + [None])[:2]  # type: ignore[list-item]
+            path, _, attr = self.app_import_path.partition(":")
+            name = attr or None
             import_name = prepare_import(path) if path.endswith(".py") or os.sep in path else path
             if import_name == path and os.getcwd() not in sys.path:
                 sys.path.insert(0, os.getcwd())
@@ -251,10 +254,10 @@ class AppGroup(click.Group):
         def decorator(f: Callable[..., Any]) -> click.Command:
             if wrap_for_ctx:
                 f = with_appcontext(f)
-            return click.Group.command(self, *args, **kwargs)(f)  # type: ignore[no-any-return]
+            return click.Group.command(self, *args, **kwargs)(f)
 
         return decorator
 
     def group(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Group]:  # type: ignore[override]
         kwargs.setdefault("cls", AppGroup)
-        return click.Group.group(self, *args, **kwargs)  # type: ignore[no-any-return]
+        return click.Group.group(self, *args, **kwargs)

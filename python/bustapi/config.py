@@ -44,7 +44,7 @@ class ConfigAttribute:
         obj.config[self.__name__] = value
 
 
-class Config(dict):  # type: ignore[type-arg]
+class Config(dict):
     """The application's configuration; ``root_path`` anchors relative file names."""
 
     def __init__(self, root_path: PathLike, defaults: Optional[Mapping[str, Any]] = None) -> None:
@@ -137,9 +137,7 @@ class Config(dict):  # type: ignore[type-arg]
             raise
         return self.from_mapping(obj)
 
-    def from_mapping(
-        self, mapping: Optional[Mapping[str, Any]] = None, **kwargs: Any
-    ) -> bool:
+    def from_mapping(self, mapping: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> bool:
         """Loads the upper-case keys of ``mapping`` and of the keyword arguments."""
         merged: dict[str, Any] = {}
         if mapping is not None:

@@ -58,7 +58,7 @@ def get_flashed_messages(
     flashes = ctx.flashes
     if flashes is None:
         flashes = [tuple(f) for f in session.pop("_flashes")] if "_flashes" in session else []
-        ctx.flashes = flashes  # type: ignore[assignment]
+        ctx.flashes = flashes
     if category_filter:
         wanted = set(category_filter)
         flashes = [f for f in flashes if f[0] in wanted]
@@ -149,4 +149,3 @@ def get_template_attribute(template_name: str, attribute: str) -> Any:
     """A macro or variable of a template, to call from Python:
     ``get_template_attribute("_macros.html", "hello")("World")``."""
     return getattr(current_app.jinja_env.get_template(template_name).module, attribute)
-

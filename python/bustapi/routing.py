@@ -204,9 +204,7 @@ class Map:
     def endpoints(self) -> list[str]:
         return list(self._by_endpoint)
 
-    def build(
-        self, endpoint: str, values: Mapping[str, Any], method: Optional[str] = None
-    ) -> str:
+    def build(self, endpoint: str, values: Mapping[str, Any], method: Optional[str] = None) -> str:
         """Builds the path of the first suitable rule, or raises :class:`BuildError`."""
         for rule in self._by_endpoint.get(endpoint, ()):
             if rule.suitable_for(values, method):

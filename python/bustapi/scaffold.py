@@ -32,8 +32,9 @@ def get_root_path(import_name: str) -> str:
     """The folder of the module or package ``import_name`` (the working directory when
     it cannot be found, e.g. in an interactive session), as Flask finds it."""
     mod = sys.modules.get(import_name)
-    if mod is not None and getattr(mod, "__file__", None) is not None:
-        return os.path.dirname(os.path.abspath(mod.__file__))  # type: ignore[type-var]
+    filename = getattr(mod, "__file__", None)
+    if filename is not None:
+        return os.path.dirname(os.path.abspath(filename))
     try:
         spec = importlib.util.find_spec(import_name)
     except (ImportError, ValueError):
@@ -42,7 +43,7 @@ def get_root_path(import_name: str) -> str:
         if spec is not None and spec.submodule_search_locations:
             return os.path.abspath(list(spec.submodule_search_locations)[0])
         return os.getcwd()
-    return os.path.dirname(os.path.abspath(spec.origin))  # type: ignore[type-var]
+    return os.path.dirname(os.path.abspath(spec.origin))
 
 
 class Scaffold:
@@ -61,7 +62,7 @@ class Scaffold:
         root_path: Optional[str] = None,
     ) -> None:
         self.import_name = import_name
-        self.static_folder = static_folder  # type: ignore[assignment]
+        self.static_folder = static_folder
         self.static_url_path = static_url_path
         self.template_folder = os.fspath(template_folder) if template_folder is not None else None
         if root_path is None:
@@ -124,8 +125,11 @@ class Scaffold:
             value = value.rstrip("/")
         self._static_url_path = value
 
-    def open_resource(self, resource: str, mode: str = "rb", encoding: Optional[str] = None) -> IO[Any]:
-        """Opens a file relative to :attr:`root_path` for reading: ``open_resource("schema.sql")``."""
+    def open_resource(
+        self, resource: str, mode: str = "rb", encoding: Optional[str] = None
+    ) -> IO[Any]:
+        """Opens a file relative to :attr:`root_path` for reading:
+        ``open_resource("schema.sql")``."""
         if mode not in {"r", "rt", "rb"}:
             raise ValueError("Resources can only be opened for reading.")
         path = os.path.join(self.root_path, resource)

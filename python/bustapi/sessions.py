@@ -49,7 +49,7 @@ class SessionMixin(MutableMapping[str, Any]):
         self["_permanent"] = bool(value)
 
 
-class SecureCookieSession(dict, SessionMixin):  # type: ignore[type-arg]
+class SecureCookieSession(dict, SessionMixin):
     """The session dict: tracks reads (``accessed``) and writes (``modified``).
 
     Mutating a mutable value in place (``session["cart"].append(x)``) is not seen;
@@ -119,7 +119,7 @@ class NullSession(SecureCookieSession):
             " something unique and secret."
         )
 
-    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail  # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail
     del _fail
 
 
@@ -147,7 +147,9 @@ class SessionInterface:
         return app.config.get("SESSION_COOKIE_DOMAIN") or None
 
     def get_cookie_path(self, app: BustAPI) -> str:
-        return str(app.config.get("SESSION_COOKIE_PATH") or app.config.get("APPLICATION_ROOT") or "/")
+        return str(
+            app.config.get("SESSION_COOKIE_PATH") or app.config.get("APPLICATION_ROOT") or "/"
+        )
 
     def get_cookie_httponly(self, app: BustAPI) -> bool:
         return bool(app.config.get("SESSION_COOKIE_HTTPONLY"))
@@ -249,7 +251,11 @@ class SecureCookieSessionInterface(SessionInterface):
             # An emptied session deletes the cookie (if it was there to begin with).
             if session.modified:
                 response.delete_cookie(
-                    name, path=path, domain=domain, secure=secure, samesite=samesite,
+                    name,
+                    path=path,
+                    domain=domain,
+                    secure=secure,
+                    samesite=samesite,
                     httponly=httponly,
                 )
                 response.vary.add("Cookie")
@@ -262,7 +268,7 @@ class SecureCookieSessionInterface(SessionInterface):
         expires = self.get_expiration_time(app, session)
         response.set_cookie(
             name,
-            value,  # type: ignore[arg-type]
+            value,
             expires=expires,
             httponly=httponly,
             domain=domain,

@@ -79,7 +79,7 @@ class PassDict(JSONTag):
     def to_json(self, value: Any) -> Any:
         return {k: self.serializer.tag(v) for k, v in value.items()}
 
-    tag = to_json  # type: ignore[assignment]
+    tag = to_json
 
 
 class TagTuple(JSONTag):
@@ -102,7 +102,7 @@ class PassList(JSONTag):
     def to_json(self, value: Any) -> Any:
         return [self.serializer.tag(item) for item in value]
 
-    tag = to_json  # type: ignore[assignment]
+    tag = to_json
 
 
 class TagBytes(JSONTag):

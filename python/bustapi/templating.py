@@ -171,7 +171,7 @@ def _stream(app: BustAPI, template: Template, context: dict[str, Any]) -> Iterat
     if _cv_request.get(None) is not None:
         from .helpers import stream_with_context
 
-        return stream_with_context(generator)  # type: ignore[no-any-return]
+        return stream_with_context(generator)
     return generator
 
 

@@ -13,7 +13,6 @@ inside ``with client:``, keeps the last request's context so a test can look at
 from __future__ import annotations
 
 import io
-import json as _json
 import mimetypes
 import os
 import uuid
@@ -23,11 +22,11 @@ from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import click.testing
+
 from .ctx import _test_local
 from .datastructures import Headers
 from .wrappers import Response
-
-import click.testing
 
 if TYPE_CHECKING:
     from .app import BustAPI
@@ -130,9 +129,7 @@ def _flatten(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return fields
 
 
-def encode_body(
-    data: Any, json: Any, headers: Headers, content_type: Optional[str]
-) -> bytes:
+def encode_body(data: Any, json: Any, headers: Headers, content_type: Optional[str]) -> bytes:
     """The body bytes for the test client's ``data=``/``json=``, setting the content
     type: a dict is a form (multipart when it holds files), ``json`` is JSON."""
     body = b""
@@ -455,26 +452,26 @@ class TestClient:
             raise recorder.exception
         return response
 
-    def get(self, *args: Any, **kw: Any) -> TestResponse:
-        return self.open(*args, method="GET", **kw)
+    def get(self, path: str = "/", **kw: Any) -> TestResponse:
+        return self.open(path, method="GET", **kw)
 
-    def head(self, *args: Any, **kw: Any) -> TestResponse:
-        return self.open(*args, method="HEAD", **kw)
+    def head(self, path: str = "/", **kw: Any) -> TestResponse:
+        return self.open(path, method="HEAD", **kw)
 
-    def post(self, *args: Any, **kw: Any) -> TestResponse:
-        return self.open(*args, method="POST", **kw)
+    def post(self, path: str = "/", **kw: Any) -> TestResponse:
+        return self.open(path, method="POST", **kw)
 
-    def put(self, *args: Any, **kw: Any) -> TestResponse:
-        return self.open(*args, method="PUT", **kw)
+    def put(self, path: str = "/", **kw: Any) -> TestResponse:
+        return self.open(path, method="PUT", **kw)
 
-    def patch(self, *args: Any, **kw: Any) -> TestResponse:
-        return self.open(*args, method="PATCH", **kw)
+    def patch(self, path: str = "/", **kw: Any) -> TestResponse:
+        return self.open(path, method="PATCH", **kw)
 
-    def delete(self, *args: Any, **kw: Any) -> TestResponse:
-        return self.open(*args, method="DELETE", **kw)
+    def delete(self, path: str = "/", **kw: Any) -> TestResponse:
+        return self.open(path, method="DELETE", **kw)
 
-    def options(self, *args: Any, **kw: Any) -> TestResponse:
-        return self.open(*args, method="OPTIONS", **kw)
+    def options(self, path: str = "/", **kw: Any) -> TestResponse:
+        return self.open(path, method="OPTIONS", **kw)
 
     # sessions and preserved contexts
 

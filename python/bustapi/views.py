@@ -13,9 +13,7 @@ from typing import Any, Callable, ClassVar, Optional
 from .app import _await
 from .globals import request
 
-http_method_funcs = frozenset(
-    ["get", "post", "head", "options", "delete", "put", "trace", "patch"]
-)
+http_method_funcs = frozenset(["get", "post", "head", "options", "delete", "put", "trace", "patch"])
 
 
 class View:

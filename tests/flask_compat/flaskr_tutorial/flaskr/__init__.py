@@ -36,8 +36,7 @@ def create_app(test_config=None):
     db.init_app(app)
 
     # apply the blueprints to the app
-    from . import auth
-    from . import blog
+    from . import auth, blog
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)

@@ -2,8 +2,7 @@ import sqlite3
 from datetime import datetime
 
 import click
-from bustapi import current_app
-from bustapi import g
+from bustapi import current_app, g
 
 
 def get_db():
@@ -12,9 +11,7 @@ def get_db():
     again.
     """
     if "db" not in g:
-        g.db = sqlite3.connect(
-            current_app.config["DATABASE"], detect_types=sqlite3.PARSE_DECLTYPES
-        )
+        g.db = sqlite3.connect(current_app.config["DATABASE"], detect_types=sqlite3.PARSE_DECLTYPES)
         g.db.row_factory = sqlite3.Row
 
     return g.db

@@ -1,7 +1,6 @@
 import sqlite3
 
 import pytest
-
 from flaskr.db import get_db
 
 
