@@ -128,6 +128,8 @@ struct Job {
     offset: u64,
     len: usize,
     done: usize,
+    /// More file ranges of the same body follow (keep the socket corked).
+    more: bool,
 }
 
 /// The per-connection queue of file ranges behind placeholder frames, in the
@@ -150,8 +152,11 @@ pub struct FileSink {
     tcp: TcpStream,
     slot: Arc<Slot>,
     /// Whether `TCP_CORK` is set (from the head of a file response to the flush
-    /// after its bytes).
+    /// after its last range).
     corked: bool,
+    /// The last range sent has more of its body's ranges behind it: a flush
+    /// between its frames keeps the cork, so segments stay full.
+    more: bool,
 }
 
 impl FileSink {
@@ -160,6 +165,7 @@ impl FileSink {
             tcp,
             slot,
             corked: false,
+            more: false,
         }
     }
 
@@ -227,6 +233,7 @@ impl FileSink {
                     SENT.fetch_add(n as u64, Ordering::Relaxed);
                     job.done += n;
                     if job.done == job.len {
+                        self.more = job.more;
                         jobs.pop_front();
                     }
                     return Poll::Ready(Ok(n));
@@ -353,8 +360,8 @@ impl AsyncWrite for FileSink {
                 "{unsent} file range(s) still queued when the connection was flushed"
             ))));
         }
-        if this.corked {
-            // End of the burst: let the tail go out now.
+        if this.corked && !this.more {
+            // End of the response's file bytes: let the tail go out now.
             sys::set_cork(this.tcp.as_raw_fd(), false);
             this.corked = false;
         }
@@ -434,11 +441,17 @@ impl http_body::Body for SendfileBody {
             },
             Some(Segment::Range(r)) => {
                 let n = r.len().min(MARKER_LEN as u64) as usize;
+                let r_start = r.start;
+                r.start += n as u64;
+                if r.is_empty() {
+                    this.segments.pop_front();
+                }
                 let job = Job {
                     file: Arc::clone(&this.file),
-                    offset: r.start,
+                    offset: r_start,
                     len: n,
                     done: 0,
+                    more: this.segments.iter().any(|s| matches!(s, Segment::Range(_))),
                 };
                 match this.slot.jobs() {
                     Ok(jobs) if jobs.len() >= MAX_JOBS => {
@@ -449,10 +462,6 @@ impl http_body::Body for SendfileBody {
                     }
                     Ok(mut jobs) => jobs.push_back(job),
                     Err(e) => return Poll::Ready(Some(Err(e))),
-                }
-                r.start += n as u64;
-                if r.is_empty() {
-                    this.segments.pop_front();
                 }
                 Bytes::from_static(&marker()[..n])
             }
@@ -572,6 +581,7 @@ mod tests {
             offset: 0,
             len,
             done: 0,
+            more: false,
         });
         (FileSink::new(server, slot), client)
     }
