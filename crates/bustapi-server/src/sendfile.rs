@@ -623,6 +623,79 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    fn corked(sink: &FileSink) -> bool {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid socket, and a c_int with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                sink.tcp.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        value != 0
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn the_socket_is_corked_before_the_head_and_uncorked_after_the_range() {
+        let (mut sink, mut client) = sink_with_job(100_000).await;
+        assert!(!corked(&sink));
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n";
+        let frame = &marker()[..100_000];
+        let n = sink
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(frame)])
+            .await
+            .unwrap();
+        assert_eq!(n, head.len(), "the head goes out alone, ahead of the range");
+        assert!(corked(&sink), "the head must leave corked");
+        let mut at = 0;
+        while at < frame.len() {
+            at += sink.write(&frame[at..]).await.unwrap();
+        }
+        assert!(corked(&sink), "still corked until the flush");
+        sink.flush().await.unwrap();
+        assert!(!corked(&sink));
+        let mut got = vec![0u8; head.len() + frame.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(
+            !got[head.len()..].contains(&0),
+            "file bytes, not placeholders"
+        );
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn a_flush_between_ranges_of_one_body_keeps_the_cork() {
+        // As hyper does: one frame queued, written and flushed, then the next.
+        let (mut sink, _client) = sink_with_job(1000).await;
+        let file = Arc::clone(&sink.slot.jobs().unwrap()[0].file);
+        sink.slot.jobs().unwrap()[0].more = true;
+        for more in [true, false] {
+            if !more {
+                sink.slot.jobs().unwrap().push_back(Job {
+                    file: Arc::clone(&file),
+                    offset: 0,
+                    len: 1000,
+                    done: 0,
+                    more,
+                });
+            }
+            let frame = &marker()[..1000];
+            let mut at = 0;
+            while at < frame.len() {
+                at += sink.write(&frame[at..]).await.unwrap();
+            }
+            sink.flush().await.unwrap();
+            assert_eq!(corked(&sink), more, "more ranges follow: {more}");
+        }
+    }
+
     #[tokio::test]
     async fn the_job_queue_is_bounded() {
         let len = (MAX_JOBS + 2) * MARKER_LEN;
