@@ -11,6 +11,10 @@ step "Rust: format, lint, unit + property tests"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The engine as macOS and the BSDs build it (file bodies copied, no sendfile or
+# TCP_CORK), linted and tested here too; only bustapi-server is rebuilt.
+cargo clippy -p bustapi-server --all-targets --locked --no-default-features -- -D warnings
+cargo test -p bustapi-server --locked --no-default-features
 
 step "Build the extension into .venv"
 "$VENV/bin/maturin" develop --locked -q

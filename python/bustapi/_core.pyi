@@ -4,6 +4,10 @@ from os import PathLike
 from typing import Any, Callable, Optional, Union
 
 __version__: str
+sendfile_available: bool  # this build sends file bodies with sendfile(2) (Linux)
+
+def sendfile_bytes() -> int:
+    """File bytes this process has sent with sendfile(2) so far."""
 
 class RequestData:
     method: str
