@@ -13,6 +13,6 @@ trap 'rm -rf "$wheels"' EXIT
 # --force-reinstall: same version number, new code; --no-deps: BustAPI has none.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
   "$wheels"/bustapi-*.whl
-rm -rf "$wheels"
+rm -rf "$wheels"  # by hand: exec below skips the EXIT trap
 trap - EXIT
 exec "$VENV/bin/python" -m bustapi demo "$@"
