@@ -8,6 +8,7 @@ conditional requests) for static files and ``send_file``/``FileResponse``.
 >>> app = BustAPI(static_folder="static")
 """
 
+from ._core import __version__  # Cargo's version, compiled in: the one source
 from .app import BustAPI
 from .datastructures import Headers, MultiDict
 from .exceptions import HTTPException, abort
@@ -16,8 +17,6 @@ from .globals import request
 from .helpers import jsonify, make_response, redirect
 from .streaming import StreamingResponse
 from .wrappers import Request, Response, StreamedBodyError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BustAPI",
@@ -36,4 +35,5 @@ __all__ = [
     "send_from_directory",
     "StreamedBodyError",
     "StreamingResponse",
+    "__version__",
 ]

@@ -40,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<app::ServerHandle>()?;
     m.add_class::<file_spec::PyFileSpec>()?;
     m.add_class::<request::RequestData>()?;
+    #[cfg(feature = "panic-probe")]
     m.add_class::<convert::PanicProbe>()?;
     m.add_class::<stream::PyChunkStream>()?;
     m.add_function(wrap_pyfunction!(sendfile_bytes, m)?)?;
