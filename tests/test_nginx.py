@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from bustapi import BustAPI, StreamingResponse, request
 from bustapi.testing import LiveServer
+from conftest import h2_exchange
 from test_docs import read_blocks
-from test_https import h2_get
 
 DEPLOYMENT = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
@@ -192,10 +192,11 @@ def test_ranges_and_whole_files_through_https(proxied: Proxied) -> None:
 
 
 def test_http2_is_negotiated(proxied: Proxied) -> None:
-    headers, body = h2_get(proxied.https_port, tls(["h2", "http/1.1"]), "/static/big.bin", {
-        "range": "bytes=-100"
-    })  # fmt: skip
-    assert headers[b":status"] == b"206" and body == BIG[-100:]
+    with socket.create_connection(("127.0.0.1", proxied.https_port), timeout=10) as raw:
+        with tls(["h2", "http/1.1"]).wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            assert s.selected_alpn_protocol() == "h2", "HTTP/2 was not negotiated by ALPN"
+            (r,) = h2_exchange(s, [("GET", "/static/big.bin", {"range": "bytes=-100"})], "https")
+    assert r.status == 206 and r.body == BIG[-100:]
 
 
 def test_forwarded_headers_reach_the_app(proxied: Proxied) -> None:
