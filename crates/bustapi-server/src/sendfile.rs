@@ -490,9 +490,15 @@ mod tests {
     /// A temporary file of `len` bytes, none of them zero (so a zero is always a
     /// placeholder that leaked).
     fn nonzero_file(name: &str, len: usize) -> (Arc<File>, Vec<u8>) {
+        // Tests run in parallel threads and several use the same name: a counter
+        // keeps one test from deleting the file another is about to open.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
-        let path =
-            std::env::temp_dir().join(format!("bustapi-sendfile-{}-{name}", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "bustapi-sendfile-{}-{n}-{name}",
+            std::process::id()
+        ));
         std::fs::File::create(&path)
             .unwrap()
             .write_all(&content)
