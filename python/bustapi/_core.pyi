@@ -16,6 +16,8 @@ __all__ = [
     "RequestData",
     "ServerHandle",
     "__version__",
+    "sendfile_available",
+    "sendfile_bytes",
 ]
 
 __version__: str
