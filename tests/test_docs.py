@@ -2,12 +2,17 @@
 
 How one block is run:
 
+* It runs in an empty temporary directory, which is also the current directory, as a
+  reader would run it in a fresh folder. A block that needs files says so: the most
+  recent ```sh setup block before it on the same page (shell commands that create the
+  files, shown to the reader as such) is run there first with ``bash -eu``. Nothing
+  else is put in the directory, so a block needing a file it neither creates nor sets
+  up fails.
 * It is executed with ``exec`` in a fresh module named ``__main__``, installed as
-  ``sys.modules["__main__"]`` while it runs, whose ``__file__`` lies in a temporary
-  work directory that is also the current directory. So the block behaves as
-  ``python app.py`` started in that directory: ``if __name__ == "__main__":`` runs, and
-  ``BustAPI()`` / ``BustAPI(__name__)`` resolve ``static_folder`` against it. The work
-  directory holds the files the snippets refer to (``WORK_FILES``).
+  ``sys.modules["__main__"]`` while it runs, whose ``__file__`` lies in that work
+  directory. So the block behaves as ``python app.py`` started there: ``if __name__ ==
+  "__main__":`` runs, and ``BustAPI()`` / ``BustAPI(__name__)`` resolve
+  ``static_folder`` against it.
 * ``BustAPI.run`` is monkeypatched to a recorder, so no snippet blocks: the recorder
   checks the arguments as ``run()`` itself does (its signature, then the engine options
   through ``_configure`` on a scratch app, which raises ``TypeError`` for unknown ones
@@ -23,7 +28,8 @@ How one block is run:
 
 Not executed: blocks tagged ```python no-run (they use features that are not
 implemented yet; remove the tag when the feature lands) and blocks in any other
-language (``sh``, ``text``, ``html``, ``nginx``, ...).
+language (``sh``, ``text``, ``html``, ``nginx``, ...), except ```sh setup blocks as
+described above.
 """
 
 from __future__ import annotations
@@ -32,12 +38,11 @@ import inspect
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,42 +53,6 @@ from conftest import http_request
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
-VIDEO = ROOT / "python" / "bustapi" / "demo" / "static" / "video.mp4"
-
-# A self-signed P-256 certificate for CN=localhost (valid until 2126) and its key, for
-# the snippets that pass ssl_context=("cert.pem", "key.pem"). Test use only.
-TEST_CERT_PEM = b"""-----BEGIN CERTIFICATE-----
-MIIBfzCCASWgAwIBAgIUWV/7ykgX+WfF+sA0HBB5YzS9SIowCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNTE0NTM1NloYDzIxMjYxMTAx
-MTQ1MzU2WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAARsP+2f5gL6f4TZpDQOWp8drKAv4ppbEpQZzr3MOiYCyDD+llgvycUf
-zvmkzU8PjGrEm0FoTXbYPxNf7N2udFA0o1MwUTAdBgNVHQ4EFgQUzA+1hAq4TvMy
-2mLuZNX/QhtDtbEwHwYDVR0jBBgwFoAUzA+1hAq4TvMy2mLuZNX/QhtDtbEwDwYD
-VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA5rtXRibOyL0kM9gNnt9d
-jlj2rEb6e0iqEtl3cj2gaM0CIHRTXhL1n1Jpc1rdIEiBkVshbhVPHhFTp7aJuEi5
-HDzf
------END CERTIFICATE-----
-"""
-TEST_KEY_PEM = b"""-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgmBQxTBo/OxJ/d8d1
-0p/VkjqZhQhiYEwktJAifZ5I+vehRANCAARsP+2f5gL6f4TZpDQOWp8drKAv4ppb
-EpQZzr3MOiYCyDD+llgvycUfzvmkzU8PjGrEm0FoTXbYPxNf7N2udFA0
------END PRIVATE KEY-----
-"""
-
-# Files the snippets mention, relative to the work directory: bytes, or a Path to copy.
-WORK_FILES: dict[str, bytes | Path] = {
-    "static/video.mp4": VIDEO,
-    "static/style.css": b"body { font-family: sans-serif; }\n",
-    "secure_storage/videos/intro.mp4": VIDEO,
-    "data/dataset.csv": b"id,name\n1,ada\n2,grace\n",
-    "downloads/report.pdf": b"%PDF-1.4 report\n",
-    "downloads/r\u00e9sum\u00e9 \u20ac.pdf": b"%PDF-1.4 resume\n",
-    "downloads/.secrets": b"API_KEY=do-not-serve\n",
-    "releases/app-1.0.tar.gz": bytes(range(256)) * 64,
-    "cert.pem": TEST_CERT_PEM,
-    "key.pem": TEST_KEY_PEM,
-}
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^`]*)$")
 RUN_FLAGS = {"": True, "no-run": False}
@@ -96,6 +65,7 @@ class Block:
     line: int  # 1-based line of the first code line
     info: str
     code: str
+    setup: Block | None = None  # the ```sh setup block that creates its files
 
     @property
     def id(self) -> str:
@@ -127,12 +97,15 @@ def read_blocks(path: Path) -> list[Block]:
 def python_blocks() -> list[Block]:
     found = []
     for path in DOC_FILES:
+        setup = None
         for block in read_blocks(path):
             lang, _, flags = block.info.partition(" ")
             assert lang.lower() not in PYTHON_ALIASES, f"{block.id}: tag Python as ```python"
+            if lang == "sh" and flags.strip() == "setup":
+                setup = block
             if lang == "python":
                 assert flags.strip() in RUN_FLAGS, f"{block.id}: unknown flags {flags!r}"
-                found.append(block)
+                found.append(replace(block, setup=setup))
     return found
 
 
@@ -163,16 +136,22 @@ def run_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The snippets' current directory, holding ``WORK_FILES``."""
-    for rel, content in WORK_FILES.items():
-        target = tmp_path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, Path):
-            shutil.copyfile(content, target)
-        else:
-            target.write_bytes(content)
+    """The snippet's current directory: empty, as a reader's fresh folder."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def run_setup(block: Block, workdir: Path) -> None:
+    """Runs the ```sh setup block the snippet relies on, as the reader would."""
+    assert block.setup is not None
+    proc = subprocess.run(
+        ["bash", "-eu", "-c", block.setup.code],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"{block.setup.id}: setup failed\n{proc.stdout}\n{proc.stderr}"
 
 
 @pytest.fixture
@@ -226,6 +205,8 @@ def test_doc_snippet(
     run_calls: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if block.setup is not None:
+        run_setup(block, workdir)
     namespace = exec_block(block, workdir, monkeypatch)
     if re.search(r"^if __name__ == .__main__.:\n\s+app\.run\(", block.code, re.M):
         assert run_calls, f"{block.id}: the __main__ block did not call app.run()"
@@ -247,3 +228,7 @@ def test_docs_are_found() -> None:
     assert RUNNABLE, "no runnable ```python blocks found"
     for block in ALL_PYTHON:
         compile(block.code, block.id, "exec")  # no-run blocks must still be valid Python
+    setups = {b.id for path in DOC_FILES for b in read_blocks(path) if b.info == "sh setup"}
+    assert setups, "no ```sh setup blocks found"
+    used = {b.setup.id for b in RUNNABLE if b.setup is not None}
+    assert setups == used, f"setup blocks no runnable block follows: {setups - used}"

@@ -13,6 +13,7 @@ templates, ``url_for``, blueprints, configuration and a click CLI.
 
 from markupsafe import Markup, escape
 
+from ._core import __version__  # Cargo's version, compiled in: the one source
 from .app import BustAPI
 from .blueprints import Blueprint
 from .config import Config
@@ -45,8 +46,6 @@ from .templating import (
     stream_template_string,
 )
 from .wrappers import Request, Response, StreamedBodyError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Blueprint",
@@ -86,4 +85,5 @@ __all__ = [
     "stream_with_context",
     "url_for",
     "StreamedBodyError",
+    "__version__",
 ]

@@ -136,7 +136,8 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo.app import app
 
     print(" * BustAPI demo: open the URL below for a playable, seekable video", flush=True)
-    app.run(host=args.host, port=args.port)
+    # The access log shows the 206 answers the demo page talks about.
+    app.run(host=args.host, port=args.port, access_log=True)
     return 0
 
 

@@ -1,10 +1,32 @@
 """Type stubs for the Rust extension module ``bustapi._core`` (internal API)."""
 
 from os import PathLike
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, final
+
+# Checked against the built module by `python -m mypy.stubtest bustapi._core` in
+# scripts/test.sh. The classes are PyO3 classes: not subclassable (hence @final) and
+# constructed by __new__.
+
+__all__ = [
+    "ChunkStream",
+    "CoreApp",
+    "FileSpec",
+    "Listener",
+    "PanicProbe",
+    "RequestData",
+    "ServerHandle",
+    "__version__",
+    "sendfile_available",
+    "sendfile_bytes",
+]
 
 __version__: str
+sendfile_available: bool  # this build sends file bodies with sendfile(2) (Linux)
 
+def sendfile_bytes() -> int:
+    """File bytes this process has sent with sendfile(2) so far."""
+
+@final
 class RequestData:
     method: str
     raw_path: str
@@ -17,9 +39,10 @@ class RequestData:
     def header_items(self) -> list[tuple[str, str]]: ...
     def header(self, name: str) -> Optional[str]: ...
 
+@final
 class FileSpec:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         path: Union[str, PathLike[str], None] = None,
         root: Union[str, PathLike[str], None] = None,
@@ -36,17 +59,20 @@ class FileSpec:
         last_modified: Optional[float] = None,
         use_last_modified: bool = True,
         max_age: Optional[int] = None,
-    ) -> None: ...
+    ) -> FileSpec: ...
 
+@final
 class Listener:
     port: int
     host: str
 
+@final
 class ServerHandle:
     def stop(self) -> None: ...
 
+@final
 class CoreApp:
-    def __init__(self, dispatch: Callable[..., Any], view_threads: int = 16) -> None: ...
+    def __new__(cls, dispatch: Callable[..., Any], view_threads: int = 16) -> CoreApp: ...
     def add_route(self, rule: str, methods: list[str], endpoint: int) -> None: ...
     def add_static(
         self,
@@ -86,8 +112,13 @@ class CoreApp:
         remote_addr: str = ...,
     ) -> tuple[int, list[tuple[str, str]], bytes]: ...
 
+@final
 class PanicProbe:
-    """Test-only: returned as a response body, it makes the binding panic."""
+    """Test-only: returned as a response body, it makes the binding panic. Present only
+    in builds with the ``panic-probe`` cargo feature (scripts/test.sh), never in release."""
 
+@final
 class ChunkStream:
-    def __init__(self, next: Callable[[], Optional[bytes]], close: Callable[[], None]) -> None: ...
+    def __new__(
+        cls, next: Callable[[], Optional[bytes]], close: Callable[[], None]
+    ) -> ChunkStream: ...

@@ -14,10 +14,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 /// Test-only: a response body that makes the binding panic, so tests can prove a
-/// panic in Rust costs one request a 500 and nothing else.
+/// panic in Rust costs one request a 500 and nothing else. Compiled in only with the
+/// `panic-probe` feature, so no release build can be made to panic on purpose.
+#[cfg(feature = "panic-probe")]
 #[pyclass(frozen, module = "bustapi._core")]
 pub struct PanicProbe;
 
+#[cfg(feature = "panic-probe")]
 #[pymethods]
 impl PanicProbe {
     #[new]
@@ -56,10 +59,12 @@ pub fn to_view_response(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<V
             map.append(name, value);
         }
     }
+    #[cfg(feature = "panic-probe")]
+    if body.cast::<PanicProbe>().is_ok() {
+        panic!("PanicProbe returned as a response body");
+    }
     let body = if let Ok(bytes) = body.cast::<PyBytes>() {
         ViewBody::Bytes(Bytes::copy_from_slice(bytes.as_bytes()))
-    } else if body.cast::<PanicProbe>().is_ok() {
-        panic!("PanicProbe returned as a response body");
     } else if let Ok(stream) = body.cast::<PyChunkStream>() {
         ViewBody::Stream(stream.get().source())
     } else if let Ok(spec) = body.cast::<PyFileSpec>() {

@@ -25,6 +25,13 @@ fn init_logging() {
         .try_init();
 }
 
+/// File bytes this process has sent with sendfile(2) so far: tests read it to
+/// prove a response really went through the zero-copy path.
+#[pyfunction]
+fn sendfile_bytes() -> u64 {
+    bustapi_server::sendfile::bytes_sent()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     init_logging();
@@ -33,8 +40,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<app::ServerHandle>()?;
     m.add_class::<file_spec::PyFileSpec>()?;
     m.add_class::<request::RequestData>()?;
+    #[cfg(feature = "panic-probe")]
     m.add_class::<convert::PanicProbe>()?;
     m.add_class::<stream::PyChunkStream>()?;
+    m.add_function(wrap_pyfunction!(sendfile_bytes, m)?)?;
+    m.add("sendfile_available", bustapi_server::sendfile::AVAILABLE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -39,7 +39,8 @@ pub struct Config {
     pub access_log: bool,
     /// A status line on stderr, refreshed every second, with bytes/s served.
     pub live_stats: bool,
-    /// Send file bodies with sendfile(2) on plain HTTP/1.x connections.
+    /// Send file bodies with sendfile(2) on plain HTTP/1.x connections (Linux
+    /// builds; elsewhere file bodies are always copied).
     pub sendfile: bool,
     /// Serve HTTPS (HTTP/2 by ALPN) instead of plain HTTP.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,

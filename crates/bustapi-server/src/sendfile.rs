@@ -2,37 +2,58 @@
 //! hyper's back.
 //!
 //! hyper writes whatever bytes a body yields; it has no notion of a file. So for
-//! a file range the body yields *placeholder* frames that point into one shared,
-//! never-written buffer ([`marker`]), and queues "send bytes `offset..offset+n` of
+//! a file range the body yields *placeholder* frames that point into one shared
+//! buffer whose bytes are never sent ([`marker`]), and queues "send bytes `offset..offset+n` of
 //! this file" on the connection's [`Slot`]. hyper hands body buffers to the socket
 //! untouched, as `writev` slices over the same memory (its "queue" write
-//! strategy, which it uses because [`FileSink`] reports vectored writes). When
-//! [`FileSink`] sees a slice that lies inside the placeholder buffer, it does not
+//! strategy, which serve.rs selects explicitly). When [`FileSink`] sees a slice that lies inside the placeholder buffer, it does not
 //! write those zeros: it calls `sendfile` for the queued range instead, and
 //! reports the bytes the kernel sent. hyper keeps framing, keep-alive, pipelining
 //! and Content-Length accounting; the file bytes never enter user space, and a
 //! slow client pins no buffer (what 10,000 slow video clients need).
 //!
-//! Safety net: a placeholder slice is only ever turned into file bytes if its
-//! position matches the queued job exactly; anything unexpected (no job, a
-//! mismatched position, a file that shrank so `sendfile` returns 0) fails the
-//! write, and hyper drops the connection. Placeholder zeros are never sent.
-//! This path is used only for HTTP/1.x over plain TCP; TLS and HTTP/2 use the
-//! ordinary read-and-copy body.
+//! Safety nets, because a copied placeholder would put zeros on the wire under
+//! a valid `Content-Length`:
+//! - serve.rs pins hyper's queue strategy (`writev(true)`) instead of relying on
+//!   [`FileSink::is_write_vectored`] alone.
+//! - A placeholder slice is only turned into file bytes if its position matches
+//!   the queued job exactly; anything unexpected (no job, a mismatched position, a
+//!   file that shrank so `sendfile` returns 0) fails the write.
+//! - While ranges are queued, any write of ordinary bytes is checked for signs of
+//!   a copy: a plain (non-vectored) write means hyper flattened the body into its
+//!   own buffer; the marker's first [`CANARY_LEN`] bytes are a random per-process
+//!   canary that every placeholder frame starts with, so a copied frame of at
+//!   least that length is found in the bytes before they are sent; and when the
+//!   connection is flushed every queued range must have been sent (this catches a
+//!   shorter copied frame, after the fact).
+//! - The per-connection job queue is bounded ([`MAX_JOBS`]).
+//!
+//! Each failure is logged at error level and fails the write or the body, so
+//! hyper closes the connection: the client sees a cut, never silent zeros.
+//! This path is used only for HTTP/1.x over plain TCP on Linux ([`AVAILABLE`]);
+//! TLS, HTTP/2 and other systems use the ordinary read-and-copy body.
 
 use bustapi_files::multipart::Piece;
 use bustapi_files::{BodyPlan, ByteRange, FileBody, Source};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use memchr::memmem::Finder;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+
+/// Whether this build sends file bodies with `sendfile(2)`. Linux only: macOS
+/// and the BSDs have a `sendfile` with other semantics and no `TCP_CORK`, so
+/// they (and builds without the `sendfile` feature) use the copy path.
+pub const AVAILABLE: bool = cfg!(all(target_os = "linux", feature = "sendfile"));
 
 /// Largest placeholder frame: one `sendfile` call sends at most this much.
 pub const MARKER_LEN: usize = 1 << 20;
@@ -42,11 +63,44 @@ pub const MARKER_LEN: usize = 1 << 20;
 /// `bytes=0-1` probe is all overhead).
 pub const SENDFILE_MIN: u64 = 64 * 1024;
 
-/// The placeholder buffer. Allocated zeroed and never written or read, so its
-/// pages are never even faulted in.
+/// Length of the canary at the start of the marker buffer.
+pub const CANARY_LEN: usize = 64;
+
+/// Most file ranges queued on one connection. hyper buffers at most 16 body
+/// frames before it writes (its `MAX_BUF_LIST_BUFFERS`), each frame carries at
+/// most one range, so more means frames are piling up unsent.
+pub const MAX_JOBS: usize = 16;
+
+static SENT: AtomicU64 = AtomicU64::new(0);
+
+/// File bytes this process has sent with `sendfile(2)` since it started (tests
+/// read it to prove the zero-copy path really carried a response).
+pub fn bytes_sent() -> u64 {
+    SENT.load(Ordering::Relaxed)
+}
+
+/// The placeholder buffer. Allocated zeroed; only the canary at its start is
+/// ever written, so one page is faulted in and the rest is never touched.
 fn marker() -> &'static [u8] {
     static MARKER: OnceLock<&'static [u8]> = OnceLock::new();
-    MARKER.get_or_init(|| Box::leak(vec![0u8; MARKER_LEN].into_boxed_slice()))
+    MARKER.get_or_init(|| {
+        let mut buf = vec![0u8; MARKER_LEN];
+        // Fresh SipHash keys per RandomState: unpredictable enough that no real
+        // response head or multipart framing contains these 64 bytes.
+        let random = std::collections::hash_map::RandomState::new();
+        for (i, word) in buf[..CANARY_LEN].chunks_exact_mut(8).enumerate() {
+            let mut h = random.build_hasher();
+            h.write_usize(i);
+            word.copy_from_slice(&h.finish().to_ne_bytes());
+        }
+        Box::leak(buf.into_boxed_slice())
+    })
+}
+
+/// Finds the canary (a copied placeholder frame) in ordinary bytes.
+fn canary() -> &'static Finder<'static> {
+    static FINDER: OnceLock<Finder<'static>> = OnceLock::new();
+    FINDER.get_or_init(|| Finder::new(&marker()[..CANARY_LEN]))
 }
 
 /// Offset of `slice` inside the placeholder buffer, if it lies there.
@@ -56,11 +110,26 @@ fn marker_offset(slice: &[u8]) -> Option<usize> {
     (p >= base && p + slice.len() <= base + MARKER_LEN && !slice.is_empty()).then(|| p - base)
 }
 
+/// The error for placeholder bytes that reached a copying path. Logged here,
+/// since the client only sees the connection close.
+fn copied(why: &str) -> io::Error {
+    tracing::error!(
+        "sendfile placeholder bytes reached a copying write path ({why}); \
+         closing the connection instead of sending zeros"
+    );
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("sendfile placeholder copied: {why}"),
+    )
+}
+
 struct Job {
     file: Arc<File>,
     offset: u64,
     len: usize,
     done: usize,
+    /// More file ranges of the same body follow (keep the socket corked).
+    more: bool,
 }
 
 /// The per-connection queue of file ranges behind placeholder frames, in the
@@ -70,15 +139,57 @@ pub struct Slot {
     jobs: Mutex<VecDeque<Job>>,
 }
 
+impl Slot {
+    fn jobs(&self) -> io::Result<MutexGuard<'_, VecDeque<Job>>> {
+        self.jobs
+            .lock()
+            .map_err(|_| io::Error::other("sendfile queue poisoned"))
+    }
+}
+
 /// A TCP stream that turns placeholder writes into `sendfile`.
 pub struct FileSink {
     tcp: TcpStream,
     slot: Arc<Slot>,
+    /// Whether `TCP_CORK` is set (from the head of a file response to the flush
+    /// after its last range).
+    corked: bool,
+    /// The last range sent has more of its body's ranges behind it: a flush
+    /// between its frames keeps the cork, so segments stay full.
+    more: bool,
 }
 
 impl FileSink {
     pub fn new(tcp: TcpStream, slot: Arc<Slot>) -> Self {
-        FileSink { tcp, slot }
+        FileSink {
+            tcp,
+            slot,
+            corked: false,
+            more: false,
+        }
+    }
+
+    /// Like nginx's tcp_nopush: from the response head on, only full segments
+    /// leave while the file streams (small partial segments cost the receiver far
+    /// more per byte). Set before the head is written, so the head shares a
+    /// segment with the first file bytes.
+    fn cork(&mut self) {
+        if !self.corked {
+            sys::set_cork(self.tcp.as_raw_fd(), true);
+            self.corked = true;
+        }
+    }
+
+    /// Checks ordinary bytes about to be written while file ranges are queued.
+    fn check_ordinary(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<()> {
+        if self.slot.jobs()?.is_empty() {
+            return Ok(());
+        }
+        if bufs.iter().any(|b| canary().find(b).is_some()) {
+            return Err(copied("the marker canary is in an ordinary write"));
+        }
+        self.cork();
+        Ok(())
     }
 
     fn poll_sendfile(
@@ -87,11 +198,9 @@ impl FileSink {
         at: usize,
         len: usize,
     ) -> Poll<io::Result<usize>> {
-        let mut jobs = self
-            .slot
-            .jobs
-            .lock()
-            .map_err(|_| io::Error::other("sendfile queue poisoned"))?;
+        self.cork();
+        let slot = Arc::clone(&self.slot);
+        let mut jobs = slot.jobs()?;
         let Some(job) = jobs.front_mut() else {
             return Poll::Ready(Err(io::Error::other(
                 "placeholder frame without a file range",
@@ -104,25 +213,11 @@ impl FileSink {
         }
         let socket = self.tcp.as_raw_fd();
         let file = job.file.as_raw_fd();
-        if job.done == 0 {
-            // Like nginx's tcp_nopush: only full segments while the file streams;
-            // small partial segments cost the receiver far more per byte.
-            set_cork(socket, true);
-        }
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
             let start = job.offset + job.done as u64;
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                let mut off = libc::off_t::try_from(start)
-                    .map_err(|_| io::Error::other("offset too large"))?;
-                // SAFETY: both descriptors are open for the duration of the call
-                // (the job holds the file, self holds the socket).
-                let n = unsafe { libc::sendfile(socket, file, &mut off, len) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
+                sys::sendfile(socket, file, start, len)
             });
             match sent {
                 Ok(0) => {
@@ -135,12 +230,11 @@ impl FileSink {
                     return Poll::Ready(Err(e));
                 }
                 Ok(n) => {
+                    SENT.fetch_add(n as u64, Ordering::Relaxed);
                     job.done += n;
                     if job.done == job.len {
+                        self.more = job.more;
                         jobs.pop_front();
-                        if jobs.is_empty() {
-                            set_cork(socket, false); // flush the tail now
-                        }
                     }
                     return Poll::Ready(Ok(n));
                 }
@@ -151,19 +245,55 @@ impl FileSink {
     }
 }
 
-fn set_cork(socket: std::os::fd::RawFd, on: bool) {
-    let value: libc::c_int = on.into();
-    // SAFETY: a valid socket and a pointer to a c_int of the given size. Failure
-    // only costs efficiency, never correctness, so the result is ignored.
-    unsafe {
-        libc::setsockopt(
-            socket,
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+/// The system calls, Linux only; elsewhere [`AVAILABLE`] is false and no
+/// connection ever gets a [`FileSink`] with a file range to send.
+#[cfg(all(target_os = "linux", feature = "sendfile"))]
+mod sys {
+    use std::io;
+    use std::os::fd::RawFd;
+
+    pub fn sendfile(socket: RawFd, file: RawFd, offset: u64, len: usize) -> io::Result<usize> {
+        let mut off =
+            libc::off_t::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+        // SAFETY: both descriptors are open for the duration of the call (the
+        // caller holds the file and the socket).
+        let n = unsafe { libc::sendfile(socket, file, &mut off, len) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
+
+    pub fn set_cork(socket: RawFd, on: bool) {
+        let value: libc::c_int = on.into();
+        // SAFETY: a valid socket and a pointer to a c_int of the given size.
+        // Failure only costs efficiency, never correctness, so it is ignored.
+        unsafe {
+            libc::setsockopt(
+                socket,
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", feature = "sendfile")))]
+mod sys {
+    use std::io;
+    use std::os::fd::RawFd;
+
+    pub fn sendfile(_socket: RawFd, _file: RawFd, _offset: u64, _len: usize) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "sendfile is not available in this build",
+        ))
+    }
+
+    pub fn set_cork(_socket: RawFd, _on: bool) {}
 }
 
 impl AsyncRead for FileSink {
@@ -183,10 +313,16 @@ impl AsyncWrite for FileSink {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match marker_offset(buf) {
-            Some(at) => this.poll_sendfile(cx, at, buf.len()),
-            None => Pin::new(&mut this.tcp).poll_write(cx, buf),
+        if let Some(at) = marker_offset(buf) {
+            return this.poll_sendfile(cx, at, buf.len());
         }
+        // hyper's queue strategy writes only vectored; a plain write while ranges
+        // are queued means it flattened the body, placeholders included, into
+        // its own buffer.
+        if !this.slot.jobs()?.is_empty() {
+            return Poll::Ready(Err(copied("a plain write while file ranges are queued")));
+        }
+        Pin::new(&mut this.tcp).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -197,23 +333,39 @@ impl AsyncWrite for FileSink {
         let this = self.get_mut();
         // Ordinary bytes up to the first placeholder go out with writev; a
         // placeholder at the front goes out with sendfile.
-        match bufs.iter().position(|b| marker_offset(b).is_some()) {
+        let ordinary = match bufs.iter().position(|b| marker_offset(b).is_some()) {
             Some(0) => {
                 let at = marker_offset(&bufs[0]).unwrap_or(usize::MAX);
-                this.poll_sendfile(cx, at, bufs[0].len())
+                return this.poll_sendfile(cx, at, bufs[0].len());
             }
-            Some(i) => Pin::new(&mut this.tcp).poll_write_vectored(cx, &bufs[..i]),
-            None => Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs),
-        }
+            Some(i) => &bufs[..i],
+            None => bufs,
+        };
+        this.check_ordinary(ordinary)?;
+        Pin::new(&mut this.tcp).poll_write_vectored(cx, ordinary)
     }
 
     fn is_write_vectored(&self) -> bool {
-        // Must stay true: it keeps hyper from copying body bytes into its own buffer.
+        // serve.rs pins hyper's queue strategy; this agrees with it.
         true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+        let this = self.get_mut();
+        // hyper flushes the socket only once everything it buffered is written,
+        // so every placeholder frame must have become a sendfile by now.
+        let unsent = this.slot.jobs()?.len();
+        if unsent > 0 {
+            return Poll::Ready(Err(copied(&format!(
+                "{unsent} file range(s) still queued when the connection was flushed"
+            ))));
+        }
+        if this.corked && !this.more {
+            // End of the response's file bytes: let the tail go out now.
+            sys::set_cork(this.tcp.as_raw_fd(), false);
+            this.corked = false;
+        }
+        Pin::new(&mut this.tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -289,21 +441,27 @@ impl http_body::Body for SendfileBody {
             },
             Some(Segment::Range(r)) => {
                 let n = r.len().min(MARKER_LEN as u64) as usize;
-                let job = Job {
-                    file: Arc::clone(&this.file),
-                    offset: r.start,
-                    len: n,
-                    done: 0,
-                };
-                match this.slot.jobs.lock() {
-                    Ok(mut jobs) => jobs.push_back(job),
-                    Err(_) => {
-                        return Poll::Ready(Some(Err(io::Error::other("sendfile queue poisoned"))))
-                    }
-                }
+                let r_start = r.start;
                 r.start += n as u64;
                 if r.is_empty() {
                     this.segments.pop_front();
+                }
+                let job = Job {
+                    file: Arc::clone(&this.file),
+                    offset: r_start,
+                    len: n,
+                    done: 0,
+                    more: this.segments.iter().any(|s| matches!(s, Segment::Range(_))),
+                };
+                match this.slot.jobs() {
+                    Ok(jobs) if jobs.len() >= MAX_JOBS => {
+                        return Poll::Ready(Some(Err(copied(&format!(
+                            "{} file ranges queued and none sent",
+                            jobs.len()
+                        )))))
+                    }
+                    Ok(mut jobs) => jobs.push_back(job),
+                    Err(e) => return Poll::Ready(Some(Err(e))),
                 }
                 Bytes::from_static(&marker()[..n])
             }
@@ -318,5 +476,262 @@ impl http_body::Body for SendfileBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use hyper_util::rt::TokioIo;
+    use std::io::Write as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A temporary file of `len` bytes, none of them zero (so a zero is always a
+    /// placeholder that leaked).
+    fn nonzero_file(name: &str, len: usize) -> (Arc<File>, Vec<u8>) {
+        // Tests run in parallel threads and several use the same name: a counter
+        // keeps one test from deleting the file another is about to open.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+        let path = std::env::temp_dir().join(format!(
+            "bustapi-sendfile-{}-{n}-{name}",
+            std::process::id()
+        ));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&content)
+            .unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        (Arc::new(file), content)
+    }
+
+    fn whole_body(file: &Arc<File>, len: u64, slot: &Arc<Slot>) -> SendfileBody {
+        SendfileBody {
+            file: Arc::clone(file),
+            segments: VecDeque::from([Segment::Range(ByteRange { start: 0, end: len })]),
+            remaining: len,
+            slot: Arc::clone(slot),
+        }
+    }
+
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (accepted.unwrap().0, client.unwrap())
+    }
+
+    /// Serves one file response through hyper over a FileSink and returns what
+    /// the client received before the connection closed.
+    async fn serve_through_hyper(writev: bool, content_len: usize) -> (Vec<u8>, Vec<u8>) {
+        let (file, content) = nonzero_file(&format!("hyper-{writev}"), content_len);
+        let (server, mut client) = tcp_pair().await;
+        let slot = Arc::new(Slot::default());
+        let body_slot = Arc::clone(&slot);
+        let service = hyper::service::service_fn(move |_req| {
+            let body = whole_body(&file, content_len as u64, &body_slot);
+            async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .writev(writev)
+            .serve_connection(TokioIo::new(FileSink::new(server, slot)), service);
+        let served = tokio::spawn(conn);
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        // A reset is also an ending; whatever arrived before it is in `received`.
+        let _ = client.read_to_end(&mut received).await;
+        let _ = served.await;
+        (received, content)
+    }
+
+    #[tokio::test]
+    async fn a_flattening_hyper_is_refused_before_any_zero_is_sent() {
+        // hyper's flatten strategy copies body frames into its own buffer: the
+        // placeholders must never reach the client as zeros under Content-Length.
+        let (received, _) = serve_through_hyper(false, 300_000).await;
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            !received.contains(&0),
+            "zeros reached the client: {} bytes, starting {:?}",
+            received.len(),
+            &text[..text.len().min(200)]
+        );
+        assert!(received.len() < 300_000, "a full response arrived");
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn the_queue_strategy_sends_the_file_with_sendfile() {
+        let before = bytes_sent();
+        let (received, content) = serve_through_hyper(true, 300_000).await;
+        let split = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert_eq!(&received[split..], &content[..]);
+        // Other tests may send concurrently, so at least, not exactly.
+        assert!(bytes_sent() - before >= content.len() as u64);
+    }
+
+    /// A FileSink whose slot holds one queued range of `len` bytes.
+    async fn sink_with_job(len: usize) -> (FileSink, TcpStream) {
+        let (file, _) = nonzero_file(&format!("sink-{len}"), len);
+        let (server, client) = tcp_pair().await;
+        let slot = Arc::new(Slot::default());
+        slot.jobs().unwrap().push_back(Job {
+            file,
+            offset: 0,
+            len,
+            done: 0,
+            more: false,
+        });
+        (FileSink::new(server, slot), client)
+    }
+
+    #[tokio::test]
+    async fn a_copied_placeholder_in_a_vectored_write_is_refused() {
+        let (mut sink, _client) = sink_with_job(4096).await;
+        let mut flattened = b"HTTP/1.1 200 OK\r\ncontent-length: 4096\r\n\r\n".to_vec();
+        flattened.extend_from_slice(&marker()[..4096]);
+        let err = sink
+            .write_vectored(&[IoSlice::new(&flattened)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // A head on its own is fine (and the queued range is still owed).
+        let head = b"HTTP/1.1 200 OK\r\n\r\n";
+        assert_eq!(
+            sink.write_vectored(&[IoSlice::new(head)]).await.unwrap(),
+            head.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_plain_write_while_ranges_are_queued_is_refused() {
+        let (mut sink, _client) = sink_with_job(10).await;
+        let err = sink.write(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn a_flush_with_a_range_unsent_is_refused() {
+        // A copied frame shorter than the canary is invisible in the bytes; it is
+        // caught when hyper flushes with its range still queued.
+        let (mut sink, _client) = sink_with_job(10).await;
+        let copy = marker()[..10].to_vec();
+        let written = sink.write_vectored(&[IoSlice::new(&copy)]).await.unwrap();
+        assert_eq!(written, 10);
+        let err = sink.flush().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    fn corked(sink: &FileSink) -> bool {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid socket, and a c_int with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                sink.tcp.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        value != 0
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn the_socket_is_corked_before_the_head_and_uncorked_after_the_range() {
+        let (mut sink, mut client) = sink_with_job(100_000).await;
+        assert!(!corked(&sink));
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n";
+        let frame = &marker()[..100_000];
+        let n = sink
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(frame)])
+            .await
+            .unwrap();
+        assert_eq!(n, head.len(), "the head goes out alone, ahead of the range");
+        assert!(corked(&sink), "the head must leave corked");
+        let mut at = 0;
+        while at < frame.len() {
+            at += sink.write(&frame[at..]).await.unwrap();
+        }
+        assert!(corked(&sink), "still corked until the flush");
+        sink.flush().await.unwrap();
+        assert!(!corked(&sink));
+        let mut got = vec![0u8; head.len() + frame.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(
+            !got[head.len()..].contains(&0),
+            "file bytes, not placeholders"
+        );
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn a_flush_between_ranges_of_one_body_keeps_the_cork() {
+        // As hyper does: one frame queued, written and flushed, then the next.
+        let (mut sink, _client) = sink_with_job(1000).await;
+        let file = Arc::clone(&sink.slot.jobs().unwrap()[0].file);
+        sink.slot.jobs().unwrap()[0].more = true;
+        for more in [true, false] {
+            if !more {
+                sink.slot.jobs().unwrap().push_back(Job {
+                    file: Arc::clone(&file),
+                    offset: 0,
+                    len: 1000,
+                    done: 0,
+                    more,
+                });
+            }
+            let frame = &marker()[..1000];
+            let mut at = 0;
+            while at < frame.len() {
+                at += sink.write(&frame[at..]).await.unwrap();
+            }
+            sink.flush().await.unwrap();
+            assert_eq!(corked(&sink), more, "more ranges follow: {more}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_job_queue_is_bounded() {
+        let len = (MAX_JOBS + 2) * MARKER_LEN;
+        let file = Arc::new(tempfile_sparse(len as u64));
+        let slot = Arc::new(Slot::default());
+        let mut body = whole_body(&file, len as u64, &slot);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..MAX_JOBS {
+            let frame = Pin::new(&mut body).poll_frame(&mut cx);
+            assert!(matches!(frame, Poll::Ready(Some(Ok(_)))));
+        }
+        let frame = Pin::new(&mut body).poll_frame(&mut cx);
+        assert!(matches!(frame, Poll::Ready(Some(Err(_)))));
+    }
+
+    fn tempfile_sparse(len: u64) -> File {
+        let path =
+            std::env::temp_dir().join(format!("bustapi-sendfile-{}-sparse", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(len).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    #[test]
+    fn the_canary_is_random_and_placeholders_start_with_it() {
+        let head = &marker()[..CANARY_LEN];
+        assert!(head.iter().any(|&b| b != 0));
+        assert!(marker()[CANARY_LEN..].iter().take(4096).all(|&b| b == 0));
+        assert_eq!(canary().find(&marker()[..MARKER_LEN]), Some(0));
     }
 }

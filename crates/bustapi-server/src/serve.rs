@@ -6,7 +6,7 @@
 use crate::access_log::{self, Logged, Record, Traffic};
 use crate::body::Body;
 use crate::engine::Engine;
-use crate::sendfile::{FileSink, SendfileBody, Slot};
+use crate::sendfile::{self, FileSink, SendfileBody, Slot};
 use crate::write_timeout::WriteTimeout;
 use http::header::RANGE;
 use hyper::body::Incoming;
@@ -47,6 +47,10 @@ fn connection_builder(engine: &Engine) -> Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
+        // The queue strategy hands body buffers to the socket as they are, which
+        // the sendfile placeholders rely on; pinned here rather than inferred from
+        // `is_write_vectored` (a flattened copy would be refused by FileSink).
+        .writev(true)
         .header_read_timeout(engine.config.header_read_timeout)
         .max_buf_size(engine.config.max_header_bytes.max(8192));
     builder
@@ -195,7 +199,8 @@ pub async fn serve(
         let write_timeout = engine.config.write_timeout;
         let handshake_timeout = engine.config.header_read_timeout;
         // Plain TCP gets the zero-copy file path; TLS must encrypt in user space.
-        let slot = (tls.is_none() && engine.config.sendfile).then(|| Arc::new(Slot::default()));
+        let slot = (tls.is_none() && engine.config.sendfile && sendfile::AVAILABLE)
+            .then(|| Arc::new(Slot::default()));
         let service = service(
             Arc::clone(&engine),
             traffic.clone(),

@@ -1,5 +1,7 @@
 //! Request parsing at the socket: malformed input gets a 4xx, never silence.
 
+mod common;
+
 use bustapi_server::{Config, Dispatcher, Engine, Router, ViewFuture, ViewRequest, ViewResponse};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,22 +24,7 @@ fn start() -> u16 {
         Arc::new(Hello),
         Config::default(),
     ));
-    let listener = bustapi_server::bind("127.0.0.1:0".parse().unwrap(), false).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(bustapi_server::serve(
-            engine,
-            listener,
-            std::future::pending(),
-        ))
-        .unwrap();
-    });
-    port
+    common::serve_in_background(engine)
 }
 
 fn exchange(port: u16, payload: &[u8]) -> String {

@@ -36,7 +36,8 @@ def create_app(test_config=None):
     db.init_app(app)
 
     # apply the blueprints to the app
-    from . import auth, blog
+    from . import auth
+    from . import blog
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(blog.bp)

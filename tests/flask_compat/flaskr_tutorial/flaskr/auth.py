@@ -1,7 +1,15 @@
 import functools
 
-from bustapi import Blueprint, flash, g, redirect, render_template, request, session, url_for
-from werkzeug.security import check_password_hash, generate_password_hash
+from bustapi import Blueprint
+from bustapi import flash
+from bustapi import g
+from bustapi import redirect
+from bustapi import render_template
+from bustapi import request
+from bustapi import session
+from bustapi import url_for
+from werkzeug.security import check_password_hash
+from werkzeug.security import generate_password_hash
 
 from .db import get_db
 
@@ -30,7 +38,9 @@ def load_logged_in_user():
     if user_id is None:
         g.user = None
     else:
-        g.user = get_db().execute("SELECT * FROM user WHERE id = ?", (user_id,)).fetchone()
+        g.user = (
+            get_db().execute("SELECT * FROM user WHERE id = ?", (user_id,)).fetchone()
+        )
 
 
 @bp.route("/register", methods=("GET", "POST"))
@@ -79,7 +89,9 @@ def login():
         password = request.form["password"]
         db = get_db()
         error = None
-        user = db.execute("SELECT * FROM user WHERE username = ?", (username,)).fetchone()
+        user = db.execute(
+            "SELECT * FROM user WHERE username = ?", (username,)
+        ).fetchone()
 
         if user is None:
             error = "Incorrect username."

@@ -1,4 +1,11 @@
-from bustapi import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from bustapi import Blueprint
+from bustapi import flash
+from bustapi import g
+from bustapi import redirect
+from bustapi import render_template
+from bustapi import request
+from bustapi import url_for
+from bustapi import abort
 
 from .auth import login_required
 from .db import get_db
@@ -94,7 +101,9 @@ def update(id):
             flash(error)
         else:
             db = get_db()
-            db.execute("UPDATE post SET title = ?, body = ? WHERE id = ?", (title, body, id))
+            db.execute(
+                "UPDATE post SET title = ?, body = ? WHERE id = ?", (title, body, id)
+            )
             db.commit()
             return redirect(url_for("blog.index"))
 

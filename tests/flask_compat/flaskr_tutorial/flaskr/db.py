@@ -2,7 +2,8 @@ import sqlite3
 from datetime import datetime
 
 import click
-from bustapi import current_app, g
+from bustapi import current_app
+from bustapi import g
 
 
 def get_db():
@@ -11,7 +12,9 @@ def get_db():
     again.
     """
     if "db" not in g:
-        g.db = sqlite3.connect(current_app.config["DATABASE"], detect_types=sqlite3.PARSE_DECLTYPES)
+        g.db = sqlite3.connect(
+            current_app.config["DATABASE"], detect_types=sqlite3.PARSE_DECLTYPES
+        )
         g.db.row_factory = sqlite3.Row
 
     return g.db

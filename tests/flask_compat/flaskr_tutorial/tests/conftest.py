@@ -2,8 +2,10 @@ import os
 import tempfile
 
 import pytest
+
 from flaskr import create_app
-from flaskr.db import get_db, init_db
+from flaskr.db import get_db
+from flaskr.db import init_db
 
 # read in SQL for populating test data
 with open(os.path.join(os.path.dirname(__file__), "data.sql"), "rb") as f:
@@ -47,7 +49,9 @@ class AuthActions:
         self._client = client
 
     def login(self, username="test", password="test"):
-        return self._client.post("/auth/login", data={"username": username, "password": password})
+        return self._client.post(
+            "/auth/login", data={"username": username, "password": password}
+        )
 
     def logout(self):
         return self._client.get("/auth/logout")

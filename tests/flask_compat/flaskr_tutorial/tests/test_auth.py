@@ -1,5 +1,7 @@
 import pytest
-from bustapi import g, session
+from bustapi import g
+from bustapi import session
+
 from flaskr.db import get_db
 
 
@@ -13,7 +15,10 @@ def test_register(client, app):
 
     # test that the user was inserted into the database
     with app.app_context():
-        assert get_db().execute("SELECT * FROM user WHERE username = 'a'").fetchone() is not None
+        assert (
+            get_db().execute("SELECT * FROM user WHERE username = 'a'").fetchone()
+            is not None
+        )
 
 
 @pytest.mark.parametrize(
@@ -25,7 +30,9 @@ def test_register(client, app):
     ),
 )
 def test_register_validate_input(client, username, password, message):
-    response = client.post("/auth/register", data={"username": username, "password": password})
+    response = client.post(
+        "/auth/register", data={"username": username, "password": password}
+    )
     assert message in response.data
 
 
