@@ -45,6 +45,8 @@ def third_party_imports() -> dict[str, Path]:
     """Top-level modules imported anywhere under tests/, outside the standard library
     and the project itself, with one file importing each."""
     local = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"bustapi"}
+    # Packages that live in the tests themselves (Flask's tutorial app, flaskr).
+    local |= {p.parent.name for p in (ROOT / "tests").rglob("__init__.py")}
     found: dict[str, Path] = {}
     for path in sorted((ROOT / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -81,6 +83,8 @@ def tools_of_the_test_command() -> set[str]:
 
 def test_test_extra_installs_everything_the_tests_need() -> None:
     extra = {requirement_name(r) for r in PYPROJECT["project"]["optional-dependencies"]["test"]}
+    # bustapi's own dependencies (click, Jinja2, ...) come with it.
+    extra |= {requirement_name(r) for r in PYPROJECT["project"]["dependencies"]}
     providers = packages_distributions()
     needed: dict[str, str] = {}
     for module, path in third_party_imports().items():
