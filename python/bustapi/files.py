@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import os
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, Callable, Optional, Union
 
 from . import _core
+from .globals import _cv_app
 from .wrappers import HeadersLike, Response, _with_charset
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -79,6 +80,27 @@ class FileResponse(Response):
         return self.status_code, self.headers.items(), self._spec
 
 
+def _root_path() -> str:
+    """Where relative paths of ``send_file``/``send_from_directory`` start: the
+    application's ``root_path`` (as in Flask), or the working directory outside one."""
+    ctx = _cv_app.get(None)
+    return ctx.app.root_path if ctx is not None else os.getcwd()
+
+
+def _default_max_age(
+    max_age: Union[int, Callable[[Optional[str]], Optional[int]], None], path: Optional[str]
+) -> Optional[int]:
+    """``max_age`` as given, or the application's ``get_send_file_max_age(path)``
+    (``SEND_FILE_MAX_AGE_DEFAULT``) when it is ``None``, as Flask passes it."""
+    if callable(max_age):
+        return max_age(path)
+    if max_age is None:
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            return ctx.app.get_send_file_max_age(path)
+    return max_age
+
+
 def _check_optional_str(name: str, value: object) -> None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
@@ -141,21 +163,24 @@ def send_file(
     conditional: bool = True,
     etag: Union[bool, str] = True,
     last_modified: Union[_dt.datetime, int, float, None] = None,
-    max_age: Optional[int] = None,
+    max_age: Union[int, Callable[[Optional[str]], Optional[int]], None] = None,
     *,
     attachment_filename: Optional[str] = None,
 ) -> FileResponse:
     """Sends a file, as Flask's ``send_file`` does, with full Range support.
 
-    ``path_or_file`` is a path (relative paths resolve against the current
-    working directory) or a binary file object (``io.BytesIO``, ``open(p, "rb")``).
+    ``path_or_file`` is a path (a relative one resolves against the application's
+    ``root_path``, as in Flask) or a binary file object (``io.BytesIO``,
+    ``open(p, "rb")``). ``max_age`` defaults to ``app.get_send_file_max_age(path)``,
+    that is ``SEND_FILE_MAX_AGE_DEFAULT``: no max-age (``no-cache``, revalidated with
+    ETag/Last-Modified) unless configured.
 
     >>> send_file("secure_storage/videos/intro.mp4", mimetype="video/mp4")
     <FileResponse [200]>
     """
     download_name = download_name or attachment_filename  # Flask < 2.0 spelling
     if isinstance(path_or_file, (str, os.PathLike)):
-        path = os.path.abspath(os.fspath(path_or_file))
+        path = os.path.join(_root_path(), os.fspath(path_or_file))
         source: dict[str, Any] = {"path": path}
         default_name = os.path.basename(path)
     elif isinstance(path_or_file, io.TextIOBase):
@@ -180,7 +205,7 @@ def send_file(
         conditional,
         etag,
         last_modified,
-        max_age,
+        _default_max_age(max_age, path),
         default_name,
     )
     spec = _core.FileSpec(**source, **opts)
@@ -213,7 +238,7 @@ def send_from_directory(
     conditional: bool = True,
     etag: Union[bool, str] = True,
     last_modified: Union[_dt.datetime, int, float, None] = None,
-    max_age: Optional[int] = None,
+    max_age: Union[int, Callable[[Optional[str]], Optional[int]], None] = None,
 ) -> FileResponse:
     """Sends ``path`` from inside ``directory`` — never from outside it.
 
@@ -231,8 +256,9 @@ def send_from_directory(
         conditional,
         etag,
         last_modified,
-        max_age,
+        _default_max_age(max_age, rel),
         os.path.basename(rel),
     )
-    spec = _core.FileSpec(root=os.path.abspath(os.fspath(directory)), rel=rel, **opts)
+    root = os.path.join(_root_path(), os.fspath(directory))
+    spec = _core.FileSpec(root=root, rel=rel, **opts)
     return FileResponse(rel, media_type=mimetype, filename=download_name, _spec=spec)

@@ -149,6 +149,17 @@ class Scaffold:
             return int(value.total_seconds())
         return int(value)
 
+    def send_static_file(self, filename: str) -> Any:
+        """Sends ``filename`` from the static folder, as a view would (static URLs are
+        served by the engine directly; this is for views that want the same file)."""
+        if not self.has_static_folder:
+            raise RuntimeError("'static_folder' must be set to serve static_files.")
+        from .files import send_from_directory
+
+        return send_from_directory(
+            self.static_folder or "", filename, max_age=self.get_send_file_max_age(filename)
+        )
+
     # -- CLI -----------------------------------------------------------------------
 
     @property

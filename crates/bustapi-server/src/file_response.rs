@@ -13,7 +13,7 @@ use bustapi_files::{
     PathError, PathPolicy, Representation, Source,
 };
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, EXPIRES};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -265,7 +265,7 @@ pub async fn serve_static(
     };
     let opened = Opened::from_cache(&hit);
     let mut extra = HeaderMap::new();
-    extra.insert(CACHE_CONTROL, cache_control(mount.max_age));
+    insert_caching(&mut extra, mount.max_age);
     let rep = representation(
         &opened,
         hit.content_type.clone(),
@@ -319,7 +319,7 @@ pub async fn serve_spec(
         );
     }
     if !headers.contains_key(CACHE_CONTROL) {
-        headers.insert(CACHE_CONTROL, cache_control(max_age));
+        insert_caching(&mut headers, max_age);
     }
     let rep = representation(&opened, content_type, &etag, &last_modified, headers);
     // A non-200 status chosen by the view is not a representation of the file that
@@ -348,11 +348,28 @@ pub fn slash_redirect(target: &str, query: Option<&str>) -> Response<Body> {
     r
 }
 
-fn cache_control(max_age: Option<u64>) -> HeaderValue {
-    match max_age {
-        Some(0) | None => HeaderValue::from_static("no-cache"),
-        Some(n) => HeaderValue::from_str(&format!("public, max-age={n}"))
-            .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
+/// `Cache-Control` (and `Expires`, for HTTP/1.0 caches) as Werkzeug's `send_file`
+/// sets them, so a Flask app's caching behaviour carries over: no max-age means
+/// `no-cache` (always revalidate with the validators); `0` means `no-cache,
+/// max-age=0` and an `Expires` of now; `n` means `public, max-age=n` and an
+/// `Expires` `n` seconds ahead.
+fn insert_caching(headers: &mut HeaderMap, max_age: Option<u64>) {
+    let Some(age) = max_age else {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return;
+    };
+    let value = if age == 0 {
+        HeaderValue::from_static("no-cache, max-age=0")
+    } else {
+        HeaderValue::from_str(&format!("public, max-age={age}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+    };
+    headers.insert(CACHE_CONTROL, value);
+    let expires = SystemTime::now()
+        .checked_add(std::time::Duration::from_secs(age))
+        .unwrap_or_else(SystemTime::now);
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(expires)) {
+        headers.insert(EXPIRES, v);
     }
 }
 
