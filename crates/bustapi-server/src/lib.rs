@@ -38,6 +38,7 @@ pub mod router;
 pub mod sendfile;
 pub mod serve;
 pub mod tls;
+pub mod trim;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};
