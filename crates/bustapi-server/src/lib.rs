@@ -33,6 +33,7 @@ pub mod errors;
 pub mod file_cache;
 pub mod file_response;
 pub mod framing;
+pub mod framing_watch;
 pub mod listing;
 pub mod router;
 pub mod sendfile;

@@ -6,6 +6,8 @@
 use crate::access_log::{self, Logged, Record, Traffic};
 use crate::body::Body;
 use crate::engine::Engine;
+use crate::framing;
+use crate::framing_watch::{Conflicts, Watched};
 use crate::sendfile::{FileSink, SendfileBody, Slot};
 use crate::trim;
 use crate::write_timeout::WriteTimeout;
@@ -105,6 +107,7 @@ fn service(
     remote: SocketAddr,
     secure: bool,
     slot: Option<Arc<Slot>>,
+    conflicts: Arc<Conflicts>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = http::Response<Logged>,
@@ -117,6 +120,9 @@ fn service(
         // HTTP/2 multiplexes streams over the connection: sendfile is HTTP/1.x only.
         let multiplexed = req.version() >= http::Version::HTTP_2;
         let slot = slot.clone().filter(|_| !multiplexed);
+        // Counted here, synchronously: hyper calls the service once per HTTP/1
+        // request, in the order the heads arrived.
+        let conflicting_lengths = !multiplexed && conflicts.next_request_conflicts();
         if secure {
             req.extensions_mut().insert(Secure);
         }
@@ -138,7 +144,11 @@ fn service(
                     started: Instant::now(),
                 })
             });
-            let mut response = engine.handle(req, Some(remote)).await;
+            let mut response = if conflicting_lengths {
+                framing::refusal(framing::BOTH_LENGTHS)
+            } else {
+                engine.handle(req, Some(remote)).await
+            };
             if let (true, Body::File(file)) = (multiplexed, response.body_mut()) {
                 file.read_on_demand(H2_FILE_CHUNK);
             }
@@ -226,28 +236,30 @@ pub async fn serve(
         let handshake_timeout = engine.config.header_read_timeout;
         // Plain TCP gets the zero-copy file path; TLS must encrypt in user space.
         let slot = (tls.is_none() && engine.config.sendfile).then(|| Arc::new(Slot::default()));
+        let conflicts = Arc::new(Conflicts::default());
+        let max_head = engine.config.max_header_bytes.max(8192);
         let service = service(
             Arc::clone(&engine),
             traffic.clone(),
             remote,
             tls.is_some(),
             slot.clone(),
+            Arc::clone(&conflicts),
         );
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let served = match (tls, slot) {
                 (None, Some(slot)) => {
-                    let io = TokioIo::new(WriteTimeout::new(
-                        FileSink::new(stream, slot),
-                        write_timeout,
-                    ));
+                    let io = WriteTimeout::new(FileSink::new(stream, slot), write_timeout);
+                    let io = TokioIo::new(Watched::new(io, max_head, conflicts));
                     watcher
                         .watch(builder.serve_connection(io, service).into_owned())
                         .await
                 }
                 (None, None) => {
-                    let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+                    let io = WriteTimeout::new(stream, write_timeout);
+                    let io = TokioIo::new(Watched::new(io, max_head, conflicts));
                     watcher
                         .watch(builder.serve_connection(io, service).into_owned())
                         .await
@@ -258,7 +270,7 @@ pub async fn serve(
                     let io = WriteTimeout::new(stream, write_timeout);
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                         Ok(Ok(stream)) => {
-                            let io = TokioIo::new(stream);
+                            let io = TokioIo::new(Watched::new(stream, max_head, conflicts));
                             watcher
                                 .watch(builder.serve_connection(io, service).into_owned())
                                 .await
