@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 from bustapi import BustAPI, Response, _core, request, send_from_directory
-from conftest import (
+from conftest import (, raw_exchange
     Result,
     closed_within,
     file_slices,
