@@ -17,12 +17,13 @@ from typing import Any, Callable
 
 import pytest
 from bustapi import BustAPI, Response, _core, request, send_from_directory
-from conftest import (, raw_exchange
+from conftest import (
     Result,
     closed_within,
     file_slices,
     http_request,
     parse_multipart,
+    raw_exchange,
     read_response,
     start_server,
     stop_process,
