@@ -3,7 +3,9 @@ both real sockets and the in-process test client."""
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
+import ipaddress
 import json as _json
 import re
 import signal
@@ -269,8 +271,6 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     """Writes a self-signed certificate for 127.0.0.1 and its key (PEM) into
     ``directory``; returns ``(cert, key)``."""
-    import datetime as dt
-    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -342,6 +342,13 @@ class Client:
 
     def post(self, path: str, **kw: Any) -> Result:
         return self.open("POST", path, **kw)
+
+
+@pytest.fixture(scope="session")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made at test time:
+    ``(cert.pem, key.pem)``."""
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

@@ -11,15 +11,9 @@ from typing import Any, Callable
 import big_bodies
 import pytest
 from bustapi import BustAPI, FileResponse, request, send_file
-from conftest import Result, h2_exchange, self_signed_cert
+from conftest import Result, h2_exchange
 
 DATA = bytes(range(256)) * 64
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made at test time."""
-    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

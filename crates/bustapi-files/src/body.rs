@@ -6,6 +6,12 @@
 //! pool, so a disk read never stalls an IO thread. One read is kept in flight: as soon as a chunk is handed to the
 //! server, the next read starts, so disk and socket work overlap while memory
 //! stays bounded at about two chunks per response, whatever the file size.
+//!
+//! On a multiplexed connection (HTTP/2) that read-ahead is a liability: the
+//! server polls a stream's body before it knows the peer will accept its bytes,
+//! so a peer that never opens a stream's flow-control window would pin two full
+//! chunks per stream. [`FileBody::read_on_demand`] switches a body to small
+//! chunks, each read only when the body is polled.
 //! Multipart delimiters and part headers are interleaved on the fly.
 //!
 //! If the file turns out shorter than planned (it was truncated while
@@ -74,6 +80,10 @@ pub struct FileBody {
     /// Bytes not yet yielded; `size_hint` is exact.
     remaining: u64,
     read: Option<Read>,
+    /// Largest read, in bytes.
+    chunk_size: usize,
+    /// Start the next read as soon as a chunk is handed over.
+    read_ahead: bool,
 }
 
 impl FileBody {
@@ -117,7 +127,19 @@ impl FileBody {
             segments,
             remaining,
             read: None,
+            chunk_size: CHUNK_SIZE,
+            read_ahead: true,
         }
+    }
+
+    /// Reads at most `chunk_size` bytes at a time (at least 1), and each read
+    /// only when the body is polled, never ahead. A consumer that stops polling
+    /// then holds at most one chunk of this body. Meant for multiplexed
+    /// connections, where a stalled stream must cost little; call it before the
+    /// first poll.
+    pub fn read_on_demand(&mut self, chunk_size: usize) {
+        self.chunk_size = chunk_size.max(1);
+        self.read_ahead = false;
     }
 
     /// The source (e.g. to `sendfile` from the file instead of polling).
@@ -167,7 +189,7 @@ impl FileBody {
         else {
             return;
         };
-        let want = r.len().min(CHUNK_SIZE as u64) as usize;
+        let want = r.len().min(self.chunk_size as u64) as usize;
         let offset = r.start;
         // Bytes already in the page cache are read right here: a hop to the
         // blocking pool costs two context switches, far more than the copy.
@@ -279,7 +301,9 @@ impl Body for FileBody {
                 return match result {
                     Ok(chunk) => {
                         this.advance(chunk.len() as u64);
-                        this.start_read(); // overlap the next read with this write
+                        if this.read_ahead {
+                            this.start_read(); // overlap the next read with this write
+                        }
                         Poll::Ready(Some(Ok(Frame::data(chunk))))
                     }
                     Err(e) => this.fail(e),
@@ -294,7 +318,9 @@ impl Body for FileBody {
             match (front, &this.source) {
                 (Ok(framing), _) => {
                     this.advance(framing.len() as u64);
-                    this.start_read();
+                    if this.read_ahead {
+                        this.start_read();
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(framing))));
                 }
                 (Err(r), Source::Bytes(bytes)) => {
@@ -335,6 +361,8 @@ impl std::fmt::Debug for FileBody {
             .field("total_len", &self.total_len)
             .field("remaining", &self.remaining)
             .field("read_in_flight", &self.read.is_some())
+            .field("chunk_size", &self.chunk_size)
+            .field("read_ahead", &self.read_ahead)
             .finish()
     }
 }

@@ -95,24 +95,43 @@ fn check_multipart(body: &[u8], boundary: &str, data: &[u8]) -> usize {
     }
 }
 
+/// Shrinks the file `temp_file` wrote, as if someone truncated it meanwhile.
+fn cut_to(dir: &TempDir, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("data.bin"))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
 fn temp_file(dir: &TempDir, data: &[u8]) -> Arc<File> {
     let path = dir.write("data.bin", data);
     Arc::new(File::open(path).unwrap())
 }
 
-async fn stream_both(plan: &Plan, data: &[u8], file: Arc<File>) -> [Vec<u8>; 2] {
+/// A chunk size that divides nothing evenly, for the on-demand reads.
+const ODD_CHUNK: usize = 1000;
+
+/// The plan streamed from memory, from the file with read-ahead, and from the
+/// file read on demand in small chunks (as for HTTP/2).
+async fn stream_both(plan: &Plan, data: &[u8], file: Arc<File>) -> [Vec<u8>; 3] {
     let len = data.len() as u64;
     let from_bytes = FileBody::new(
         Source::Bytes(Bytes::copy_from_slice(data)),
         plan.body.clone(),
         len,
     );
-    let from_file = FileBody::new(Source::File(file), plan.body.clone(), len);
-    let (a, ea) = collect(from_bytes).await;
-    let (b, eb) = collect(from_file).await;
-    assert!(ea.is_none(), "{ea:?}");
-    assert!(eb.is_none(), "{eb:?}");
-    [a, b]
+    let from_file = FileBody::new(Source::File(file.clone()), plan.body.clone(), len);
+    let mut on_demand = FileBody::new(Source::File(file), plan.body.clone(), len);
+    on_demand.read_on_demand(ODD_CHUNK);
+    let mut out = Vec::new();
+    for body in [from_bytes, from_file, on_demand] {
+        let (got, err) = collect(body).await;
+        assert!(err.is_none(), "{err:?}");
+        out.push(got);
+    }
+    out.try_into().unwrap()
 }
 
 fn content_length(plan: &Plan) -> u64 {
@@ -161,8 +180,8 @@ async fn empty_plans_produce_nothing() {
     let file = temp_file(&dir, b"");
     let plan = plan_for(None, 0);
     assert_eq!(plan.status, StatusCode::OK);
-    let [a, b] = stream_both(&plan, b"", file.clone()).await;
-    assert!(a.is_empty() && b.is_empty());
+    let got = stream_both(&plan, b"", file.clone()).await;
+    assert!(got.iter().all(Vec::is_empty));
     let body = FileBody::new(Source::File(file), BodyPlan::Empty, 10);
     assert!(body.is_end_stream());
     assert_eq!(collect(body).await.0, b"");
@@ -190,12 +209,7 @@ async fn truncated_before_streaming_yields_error_and_only_existing_bytes() {
     let plan = plan_for(None, len as u64);
     // The file shrinks between planning and streaming.
     let cut = CHUNK_SIZE + 7;
-    OpenOptions::new()
-        .write(true)
-        .open(dir.path().join("data.bin"))
-        .unwrap()
-        .set_len(cut as u64)
-        .unwrap();
+    cut_to(&dir, cut as u64);
     let (got, err) = collect(FileBody::new(Source::File(file), plan.body, len as u64)).await;
     let err = err.expect("a truncated file must end the body with an error");
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
@@ -230,17 +244,68 @@ async fn truncated_while_streaming_yields_error() {
     // Shrink to just past what has been sent: at most the read already in
     // flight can still succeed; everything after must fail.
     let cut = 2 * CHUNK_SIZE + 100;
-    OpenOptions::new()
-        .write(true)
-        .open(dir.path().join("data.bin"))
-        .unwrap()
-        .set_len(cut as u64)
-        .unwrap();
+    cut_to(&dir, cut as u64);
     let (rest, err) = collect(body).await;
     assert!(err.is_some(), "must not end cleanly");
     let sent = first.len() + rest.len();
     assert!(sent <= cut, "sent {sent} bytes of a {cut}-byte file");
     assert_eq!(rest[..], data[first.len()..sent]);
+}
+
+async fn next_frame(body: &mut FileBody) -> Result<http_body::Frame<Bytes>, std::io::Error> {
+    poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx))
+        .await
+        .expect("the body ended early")
+}
+
+/// Read on demand, a body holds no more than the chunk it hands over: frames are
+/// at most the chunk size, and nothing is read before the next poll (a file
+/// cut after the first frame fails the second poll, where a read-ahead body
+/// would still deliver the chunk it had read early).
+#[tokio::test]
+async fn read_on_demand_reads_small_chunks_and_nothing_ahead() {
+    let len = 2 * CHUNK_SIZE;
+    let data = pattern(len);
+    let dir = TempDir::new("on-demand");
+    let file = temp_file(&dir, &data);
+    let body = |plan: BodyPlan, read_ahead: bool| {
+        let mut body = FileBody::new(Source::File(file.clone()), plan, len as u64);
+        if !read_ahead {
+            body.read_on_demand(ODD_CHUNK);
+        }
+        body
+    };
+    let mut small = body(
+        BodyPlan::Single(ByteRange {
+            start: 7,
+            end: 7 + 10 * ODD_CHUNK as u64,
+        }),
+        false,
+    );
+    let mut sizes = Vec::new();
+    while !small.is_end_stream() {
+        sizes.push(
+            next_frame(&mut small)
+                .await
+                .unwrap()
+                .into_data()
+                .unwrap()
+                .len(),
+        );
+    }
+    assert_eq!(sizes, vec![ODD_CHUNK; 10]);
+
+    for read_ahead in [true, false] {
+        std::fs::write(dir.path().join("data.bin"), &data).unwrap();
+        let mut whole = body(BodyPlan::Whole, read_ahead);
+        assert!(next_frame(&mut whole).await.is_ok());
+        cut_to(&dir, 0);
+        assert_eq!(
+            next_frame(&mut whole).await.is_ok(),
+            read_ahead,
+            "read_ahead={read_ahead}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -434,10 +499,11 @@ proptest! {
             h.insert(RANGE, HeaderValue::from_str(&header).unwrap());
             let plan = decide(&method, &h, &rep(len), &Options::default());
             prop_assert!(plan.status != StatusCode::PARTIAL_CONTENT || len > 0);
-            let [a, b] = runtime().block_on(stream_both(&plan, &data, file.clone()));
+            let [a, b, c] = runtime().block_on(stream_both(&plan, &data, file.clone()));
             let want = expected(&plan.body, &data);
             prop_assert!(a == want, "bytes source, {}", header);
             prop_assert!(b == want, "file source, {}", header);
+            prop_assert!(c == want, "file source read on demand, {}", header);
             prop_assert_eq!(a.len() as u64, plan.content_length());
             if method == Method::GET {
                 prop_assert_eq!(a.len() as u64, content_length(&plan));

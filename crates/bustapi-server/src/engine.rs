@@ -128,10 +128,7 @@ impl Engine {
             );
         }
         if let Err(why) = framing::check(req.version(), req.headers()) {
-            let mut r = errors::plain_with(StatusCode::BAD_REQUEST, why);
-            r.headers_mut()
-                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            return framing::refusal(why);
         }
         if let Some(resp) = self.try_static(&req).await {
             return resp;

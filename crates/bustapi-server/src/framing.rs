@@ -8,15 +8,29 @@
 //! The answer is 400 with `Connection: close`, because once framing is in doubt
 //! nothing else on the connection can be trusted.
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, Version};
+use crate::body::Body;
+use crate::errors;
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, Version};
+
+/// Why a message with both length fields is refused.
+pub const BOTH_LENGTHS: &str = "Content-Length and Transfer-Encoding must not both be present";
+
+/// The answer to a request whose framing is in doubt: 400, and the connection
+/// closes after it.
+pub fn refusal(why: &'static str) -> Response<Body> {
+    let mut r = errors::plain_with(StatusCode::BAD_REQUEST, why);
+    r.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
 
 /// Why a request's framing is refused, as the short message sent back.
 pub fn check(version: Version, headers: &HeaderMap) -> Result<(), &'static str> {
     let has_te = headers.contains_key(TRANSFER_ENCODING);
     let cl_count = headers.get_all(CONTENT_LENGTH).iter().count();
     if has_te && cl_count > 0 {
-        return Err("Content-Length and Transfer-Encoding must not both be present");
+        return Err(BOTH_LENGTHS);
     }
     if cl_count > 1 {
         return Err("Content-Length must be given once");

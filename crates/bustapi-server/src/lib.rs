@@ -33,11 +33,13 @@ pub mod errors;
 pub mod file_cache;
 pub mod file_response;
 pub mod framing;
+pub mod framing_watch;
 pub mod listing;
 pub mod router;
 pub mod sendfile;
 pub mod serve;
 pub mod tls;
+pub mod trim;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};

@@ -6,7 +6,10 @@
 use crate::access_log::{self, Logged, Record, Traffic};
 use crate::body::Body;
 use crate::engine::Engine;
+use crate::framing;
+use crate::framing_watch::{Conflicts, Watched};
 use crate::sendfile::{self, FileSink, SendfileBody, Slot};
+use crate::trim;
 use crate::write_timeout::WriteTimeout;
 use http::header::RANGE;
 use hyper::body::Incoming;
@@ -41,6 +44,22 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// File bytes per read on an HTTP/2 stream: one DATA frame at the default
+/// SETTINGS_MAX_FRAME_SIZE. hyper polls a stream's body before the peer has
+/// granted it any window and parks the chunk until it has, so this is what a
+/// stream whose window never opens costs in file data.
+const H2_FILE_CHUNK: usize = 16 * 1024;
+
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200;
+/// nginx's is 128). Together with the per-stream bounds below it bounds the
+/// file data one connection can pin.
+const H2_MAX_STREAMS: u32 = 100;
+
+/// Response bytes hyper may queue on one stream beyond what is already written
+/// (hyper's default is 400 KiB). Data within the peer's window drains at socket
+/// speed; this caps what a peer that opens windows but stops reading can pin.
+const H2_MAX_SEND_BUF: usize = 64 * 1024;
+
 fn connection_builder(engine: &Engine) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -56,7 +75,16 @@ fn connection_builder(engine: &Engine) -> Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_send_buf_size(H2_MAX_SEND_BUF)
+        // The same head budget as HTTP/1.1; it also bounds a CONTINUATION flood.
+        .max_header_list_size(u32::try_from(engine.config.max_header_bytes).unwrap_or(u32::MAX))
+        // Rapid reset (CVE-2023-44487): streams the peer opens and cancels before
+        // we accept them; past this many at once the connection gets GOAWAY.
+        .max_pending_accept_reset_streams(20)
+        // "MadeYouReset": streams we had to reset for the peer's protocol errors.
+        .max_local_error_reset_streams(256);
     builder
 }
 
@@ -83,6 +111,7 @@ fn service(
     remote: SocketAddr,
     secure: bool,
     slot: Option<Arc<Slot>>,
+    conflicts: Arc<Conflicts>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
     Response = http::Response<Logged>,
@@ -93,9 +122,11 @@ fn service(
         let engine = Arc::clone(&engine);
         let traffic = traffic.clone();
         // HTTP/2 multiplexes streams over the connection: sendfile is HTTP/1.x only.
-        let slot = slot
-            .clone()
-            .filter(|_| req.version() <= http::Version::HTTP_11);
+        let multiplexed = req.version() >= http::Version::HTTP_2;
+        let slot = slot.clone().filter(|_| !multiplexed);
+        // Counted here, synchronously: hyper calls the service once per HTTP/1
+        // request, in the order the heads arrived.
+        let conflicting_lengths = !multiplexed && conflicts.next_request_conflicts();
         if secure {
             req.extensions_mut().insert(Secure);
         }
@@ -117,7 +148,14 @@ fn service(
                     started: Instant::now(),
                 })
             });
-            let mut response = engine.handle(req, Some(remote)).await;
+            let mut response = if conflicting_lengths {
+                framing::refusal(framing::BOTH_LENGTHS)
+            } else {
+                engine.handle(req, Some(remote)).await
+            };
+            if let (true, Body::File(file)) = (multiplexed, response.body_mut()) {
+                file.read_on_demand(H2_FILE_CHUNK);
+            }
             if let (Some(slot), Body::File(file)) = (&slot, response.body()) {
                 if let Some(zero_copy) = SendfileBody::from_file_body(file, slot) {
                     *response.body_mut() = Body::Sendfile(zero_copy);
@@ -163,16 +201,18 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(max_connections));
     let counting = engine.config.access_log || engine.config.live_stats;
     let traffic = counting.then(|| Arc::new(Traffic::default()));
+    let open_connections = {
+        let slots = Arc::clone(&slots);
+        move || max_connections - slots.available_permits()
+    };
     let live = match (&traffic, engine.config.live_stats) {
-        (Some(t), true) => {
-            let slots = Arc::clone(&slots);
-            Some(tokio::spawn(access_log::live_line(
-                Arc::clone(t),
-                move || max_connections - slots.available_permits(),
-            )))
-        }
+        (Some(t), true) => Some(tokio::spawn(access_log::live_line(
+            Arc::clone(t),
+            open_connections.clone(),
+        ))),
         _ => None,
     };
+    let trimmer = tokio::spawn(trim::after_load_falls(open_connections));
     let builder = Arc::new(connection_builder(&engine));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -201,28 +241,30 @@ pub async fn serve(
         // Plain TCP gets the zero-copy file path; TLS must encrypt in user space.
         let slot = (tls.is_none() && engine.config.sendfile && sendfile::AVAILABLE)
             .then(|| Arc::new(Slot::default()));
+        let conflicts = Arc::new(Conflicts::default());
+        let max_head = engine.config.max_header_bytes.max(8192);
         let service = service(
             Arc::clone(&engine),
             traffic.clone(),
             remote,
             tls.is_some(),
             slot.clone(),
+            Arc::clone(&conflicts),
         );
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let served = match (tls, slot) {
                 (None, Some(slot)) => {
-                    let io = TokioIo::new(WriteTimeout::new(
-                        FileSink::new(stream, slot),
-                        write_timeout,
-                    ));
+                    let io = WriteTimeout::new(FileSink::new(stream, slot), write_timeout);
+                    let io = TokioIo::new(Watched::new(io, max_head, conflicts));
                     watcher
                         .watch(builder.serve_connection(io, service).into_owned())
                         .await
                 }
                 (None, None) => {
-                    let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+                    let io = WriteTimeout::new(stream, write_timeout);
+                    let io = TokioIo::new(Watched::new(io, max_head, conflicts));
                     watcher
                         .watch(builder.serve_connection(io, service).into_owned())
                         .await
@@ -233,7 +275,7 @@ pub async fn serve(
                     let io = WriteTimeout::new(stream, write_timeout);
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                         Ok(Ok(stream)) => {
-                            let io = TokioIo::new(stream);
+                            let io = TokioIo::new(Watched::new(stream, max_head, conflicts));
                             watcher
                                 .watch(builder.serve_connection(io, service).into_owned())
                                 .await
@@ -253,6 +295,7 @@ pub async fn serve(
     if let Some(live) = live {
         live.abort();
     }
+    trimmer.abort();
     let timeout = engine.config.shutdown_timeout;
     tokio::select! {
         _ = graceful.shutdown() => {}
