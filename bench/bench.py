@@ -169,6 +169,7 @@ def make_video(path: Path) -> str:
 HELLO_VIEW = "hello"  # GET /hello through a Python view
 STATIC = "static"  # GET /static/<file> from the static folder
 SEND_FILE = "send_file"  # GET /video/<id> through a view returning send_file / FileResponse
+PAGE = "page"  # GET /page: session cookie, Jinja template, url_for (Flask-style apps only)
 
 
 @dataclass
@@ -195,6 +196,7 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
     bin_ = VENV_BIN
     nginx_conf = write_nginx_conf(s.workdir / "nginx", fx.static, port + 4)
     python_app = {HELLO_VIEW, STATIC, SEND_FILE}
+    flask_style = python_app | {PAGE}
     servers = [
         Server(
             "bustapi",
@@ -205,7 +207,7 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
                 str(BENCH / "apps" / "bustapi_app.py"),
                 *f"--host {HOST} --port {port}".split(),
             ],
-            frozenset(python_app),
+            frozenset(flask_style),
             note="app.run(workers=1); defaults: IO threads = usable CPUs (1 here), 16 view threads",
         ),
         Server(
@@ -242,7 +244,7 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
                 *f"-k gthread --workers 1 --threads 8 -b {HOST}:{port + 3}".split(),
                 *"--log-level warning flask_app:app".split(),
             ],
-            frozenset(python_app),
+            frozenset(flask_style),
             note="1 worker, 8 threads",
         ),
         Server(
@@ -540,6 +542,41 @@ def video(fx: Fixtures) -> Path:
     return fx.video
 
 
+def session_cookie() -> str:
+    """A Flask session cookie for ``{"user_id": 1, "name": "Ada"}``, signed with the
+    apps' shared key by Flask itself: BustAPI reads Flask's cookie format, so the one
+    cookie logs in to both."""
+    sys.path.insert(0, str(BENCH / "apps"))
+    try:
+        from flask_app import app as flask_app
+    finally:
+        sys.path.pop(0)
+    serializer = flask_app.session_interface.get_signing_serializer(flask_app)
+    return "session=" + serializer.dumps({"user_id": 1, "name": "Ada"})
+
+
+def expect_page(fx: Fixtures) -> Expected:
+    """The page the template renders, built here with Jinja2 directly (same template,
+    url_for spelled out), so both frameworks must produce exactly these bytes."""
+    import jinja2
+
+    sys.path.insert(0, str(BENCH / "apps"))
+    try:
+        from flask_app import ITEMS
+    finally:
+        sys.path.pop(0)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(BENCH / "apps" / "templates"), autoescape=True
+    )
+    html = env.get_template("page.html").render(
+        title="Library",
+        items=ITEMS,
+        session={"name": "Ada"},
+        url_for=lambda endpoint, item_id: f"/item/{item_id}",
+    )
+    return Expected(200, body=html.encode())
+
+
 ONE_MIB_RANGE = f"bytes={MIB}-{2 * MIB - 1}"
 
 WORKLOADS: list[Workload] = [
@@ -551,6 +588,16 @@ WORKLOADS: list[Workload] = [
         connections=64,
         baseline="granian",
         expect=lambda fx: Expected(200, json=HELLO),
+    ),
+    Workload(
+        key="logged_in_page",
+        title="GET /page: session cookie, a Jinja template with 20 rows and url_for each",
+        feature=PAGE,
+        path="/page",
+        connections=64,
+        baseline="gunicorn",
+        headers=(("Cookie", session_cookie()),),
+        expect=expect_page,
     ),
     Workload(
         key="static_small",

@@ -11,16 +11,42 @@ from __future__ import annotations
 import argparse
 import os
 
-from bustapi import BustAPI, send_file
+from bustapi import BustAPI, redirect, render_template, send_file, session, url_for
 
 FIXTURES = os.environ.get("BENCH_STATIC", "/tmp/bustapi-bench/static")
+# The same key in every app of the benchmark: bench.py signs one session cookie with
+# it (Flask's format) and sends it to each server.
+SECRET_KEY = "bench-secret-key"
+# What the logged-in page lists: 20 rows, each with a url_for link.
+ITEMS = [{"id": i, "name": f"Video {i} <clip>"} for i in range(20)]
 
 app = BustAPI(static_folder=FIXTURES)
+app.secret_key = SECRET_KEY
 
 
 @app.route("/hello")
 def hello():
     return {"message": "Hello, world!"}
+
+
+@app.route("/page")
+def page():
+    """A logged-in page: the session cookie is read, a template loops over 20 rows."""
+    if "user_id" not in session:
+        return redirect(url_for("login"))
+    return render_template("page.html", title="Library", items=ITEMS)
+
+
+@app.route("/login")
+def login():
+    session["user_id"] = 1
+    session["name"] = "Ada"
+    return redirect(url_for("page"))
+
+
+@app.route("/item/<int:item_id>")
+def item(item_id):
+    return {"id": item_id}
 
 
 @app.route("/video/<id>")
