@@ -531,7 +531,9 @@ def _path_matches(path: str, cookie_path: str) -> bool:
 
 class BustAPICliRunner(click.testing.CliRunner):
     """``app.test_cli_runner()``: invokes the app's CLI commands in-process, each with
-    an application context: ``runner.invoke(args=["init-db"])``."""
+    an application context: ``runner.invoke(args=["init-db"])``. As under the
+    ``bustapi`` command, plain click commands added with ``app.cli.add_command`` see
+    ``current_app`` too, and teardown_appcontext runs when the command ends."""
 
     def __init__(self, app: BustAPI, **kwargs: Any) -> None:
         self.app = app
@@ -542,11 +544,12 @@ class BustAPICliRunner(click.testing.CliRunner):
     ) -> click.testing.Result:
         from .cli import ScriptInfo
 
-        if cli is None:
-            cli = self.app.cli
         if "obj" not in kwargs:
             kwargs["obj"] = ScriptInfo(create_app=lambda: self.app)
-        return super().invoke(cli, args, **kwargs)
+        if cli is not None and cli is not self.app.cli:
+            return super().invoke(cli, args, **kwargs)
+        with self.app.app_context():
+            return super().invoke(self.app.cli, args, **kwargs)
 
 
 class LiveServer:
