@@ -69,6 +69,7 @@ def test_g_and_teardown_appcontext_around_each_command() -> None:
     @app.teardown_appcontext
     def close_db(exc: Optional[BaseException]) -> None:
         torn_down.append((g.get("db"), exc))
+        click.echo("closed")  # still inside the command's run: the runner captures it
 
     @app.cli.command("use-db")
     def use_db() -> None:
@@ -77,7 +78,7 @@ def test_g_and_teardown_appcontext_around_each_command() -> None:
         click.echo("used")
 
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["use-db"]).output == "used\n"
+    assert runner.invoke(args=["use-db"]).output == "used\nclosed\n"
     assert torn_down == [("connection", None)]
     assert runner.invoke(args=["use-db"]).exit_code == 0
     assert len(torn_down) == 2

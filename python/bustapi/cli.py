@@ -334,6 +334,15 @@ class AppGroup(click.Group):
         kwargs.setdefault("cls", AppGroup)
         return click.Group.group(self, *args, **kwargs)
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        rv = super().get_command(ctx, cmd_name)
+        info = ctx.find_object(ScriptInfo)
+        if rv is not None and info is not None and ctx.parent is None:
+            # ``app.cli`` invoked on its own (app.test_cli_runner()): its commands,
+            # plain click ones too, run with the app current, as under `bustapi`.
+            _push_app_context(ctx, info.load_app())
+        return rv
+
 
 # -- the `bustapi` command --------------------------------------------------------------
 
@@ -439,7 +448,7 @@ class BustAPIGroup(AppGroup):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
         # Built-in commands first: they never import the app.
-        rv = super().get_command(ctx, cmd_name)
+        rv = click.Group.get_command(self, ctx, cmd_name)
         if rv is not None:
             return rv
         info = ctx.ensure_object(ScriptInfo)

@@ -544,12 +544,11 @@ class BustAPICliRunner(click.testing.CliRunner):
     ) -> click.testing.Result:
         from .cli import ScriptInfo
 
+        if cli is None:
+            cli = self.app.cli
         if "obj" not in kwargs:
             kwargs["obj"] = ScriptInfo(create_app=lambda: self.app)
-        if cli is not None and cli is not self.app.cli:
-            return super().invoke(cli, args, **kwargs)
-        with self.app.app_context():
-            return super().invoke(self.app.cli, args, **kwargs)
+        return super().invoke(cli, args, **kwargs)
 
 
 class LiveServer:
