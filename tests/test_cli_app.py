@@ -287,6 +287,36 @@ def test_run_finds_app_py(tmp_path: Path) -> None:
         stop_process(proc)
 
 
+def test_debug_run_reloads_and_sigterm_stops_the_child_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In debug mode `run` reloads by default: the server is a child of the reloader,
+    # and it must see debug mode and go away when the reloader is told to stop.
+    (tmp_path / "app.py").write_text(
+        "from bustapi import BustAPI, current_app\n"
+        "app = BustAPI(__name__)\n"
+        "@app.route('/')\n"
+        "def index():\n"
+        "    return {'debug': current_app.debug}\n"
+    )
+    monkeypatch.delenv("BUSTAPI_DEBUG", raising=False)
+    monkeypatch.delenv("BUSTAPI_APP", raising=False)
+    proc, port, _ = start_server(
+        [sys.executable, "-m", "bustapi", "--debug", "run", "--port", "0"], tmp_path
+    )
+    try:
+        assert http_request(port, "GET", "/").json == {"debug": True}
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 1, "the server should run in a reloader child"
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 0
+    with pytest.raises(OSError):
+        http_request(port, "GET", "/", timeout=5)
+
+
 # -- errors: one clear line, non-zero exit ---------------------------------------------
 
 

@@ -164,8 +164,10 @@ def _run_with_reload() -> int:
     env = {**os.environ, "BUSTAPI_RUN_MAIN": "true"}
     root = os.getcwd()
     child: Optional[subprocess.Popen[bytes]] = None
-    # Ctrl-C must stop the reloader even if a shell started it with SIGINT ignored.
+    # Ctrl-C must stop the reloader even if a shell started it with SIGINT ignored,
+    # and SIGTERM (systemd, kill) must stop the child with it, not orphan it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             seen = _sources(root)
