@@ -842,6 +842,10 @@ class BustAPI(Scaffold):
         ``sendfile`` (zero-copy file bodies on plain HTTP/1.x, default on)
         (defaults in the README).
         """
+        from .cli import app_run_would_block
+
+        if app_run_would_block():
+            return
         host = host or "127.0.0.1"
         port = 5000 if port is None else port
         if debug is not None:

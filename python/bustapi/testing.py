@@ -531,7 +531,9 @@ def _path_matches(path: str, cookie_path: str) -> bool:
 
 class BustAPICliRunner(click.testing.CliRunner):
     """``app.test_cli_runner()``: invokes the app's CLI commands in-process, each with
-    an application context: ``runner.invoke(args=["init-db"])``."""
+    an application context: ``runner.invoke(args=["init-db"])``. As under the
+    ``bustapi`` command, plain click commands added with ``app.cli.add_command`` see
+    ``current_app`` too, and teardown_appcontext runs when the command ends."""
 
     def __init__(self, app: BustAPI, **kwargs: Any) -> None:
         self.app = app
