@@ -464,44 +464,46 @@ class BustAPI(Scaffold):
         **values: Any,
     ) -> str:
         """Builds the URL of ``endpoint``; see :func:`bustapi.url_for`."""
+        # A template calls this once per link: only what the call needs is computed
+        # (the host only for external URLs, defaults only when some are registered).
         req_ctx = _cv_request.get(None)
         if req_ctx is not None:
-            blueprint = req_ctx.request.blueprint
             if endpoint[:1] == ".":
+                blueprint = req_ctx.request.blueprint
                 endpoint = f"{blueprint}{endpoint}" if blueprint is not None else endpoint[1:]
             if _external is None:
                 _external = _scheme is not None
-            host_url = req_ctx.request.host_url.rstrip("/")
-            scheme = req_ctx.request.scheme
+            root = ""
         else:
             if endpoint[:1] == ".":
                 endpoint = endpoint[1:]
             if _external is None:
                 _external = True
-            server_name = self.config.get("SERVER_NAME")
-            scheme = self.config.get("PREFERRED_URL_SCHEME") or "http"
-            if _external and not server_name:
-                raise RuntimeError(
-                    "Unable to build URLs outside an active request without 'SERVER_NAME'"
-                    " configured. Also configure 'APPLICATION_ROOT' and"
-                    " 'PREFERRED_URL_SCHEME' as needed."
-                )
-            host_url = f"{scheme}://{server_name}" if server_name else ""
+            root = (self.config.get("APPLICATION_ROOT") or "/").rstrip("/")
         if not _external and _scheme is not None:
             raise ValueError("When specifying '_scheme', '_external' must be True.")
-        self.inject_url_defaults(endpoint, values)
+        if self.url_default_functions:
+            self.inject_url_defaults(endpoint, values)
         try:
             path = self.url_map.build(endpoint, values, method=_method)
         except BuildError as error:
             values.update(_anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external)
             return self.handle_url_build_error(error, endpoint, values)
-        root = (self.config.get("APPLICATION_ROOT") or "/").rstrip("/")
-        if req_ctx is None and root:
-            path = root + path
+        path = root + path
         if _external:
-            if _scheme is not None:
-                host_url = _scheme + host_url[len(scheme) :]
-            path = host_url + path
+            if req_ctx is not None:
+                scheme = _scheme or req_ctx.request.scheme
+                host = req_ctx.request.host
+            else:
+                host = self.config.get("SERVER_NAME")
+                if not host:
+                    raise RuntimeError(
+                        "Unable to build URLs outside an active request without 'SERVER_NAME'"
+                        " configured. Also configure 'APPLICATION_ROOT' and"
+                        " 'PREFERRED_URL_SCHEME' as needed."
+                    )
+                scheme = _scheme or self.config.get("PREFERRED_URL_SCHEME") or "http"
+            path = f"{scheme}://{host}{path}"
         if _anchor is not None:
             path += f"#{quote_anchor(_anchor)}"
         return path

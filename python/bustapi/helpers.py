@@ -29,7 +29,13 @@ def url_for(
     ``_anchor`` appends ``#...``, ``_method`` picks the rule for that method. An
     impossible build raises :class:`~bustapi.routing.BuildError`.
     """
-    return current_app.url_for(
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "Attempted to generate a URL without the application context being pushed."
+            " This has to be executed when application context is available."
+        )
+    return ctx.app.url_for(
         endpoint,
         _anchor=_anchor,
         _method=_method,

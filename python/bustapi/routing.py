@@ -127,6 +127,8 @@ class Rule:
 
     def build(self, values: Mapping[str, Any], append_unknown: bool = True) -> str:
         """The URL path (and query string for values the rule does not take)."""
+        if not values and not self.arguments:
+            return self.rule
         out: list[str] = []
         for conv, text in self.parts:
             if conv is None:
@@ -155,6 +157,8 @@ class Rule:
 
 
 def _to_url(conv: str, value: Any) -> str:
+    if type(value) is int and conv in ("int", "default", "string", "path"):
+        return str(value)  # the common case: an id
     if conv == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             value = int(value)
