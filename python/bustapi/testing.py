@@ -12,18 +12,20 @@ inside ``with client:``, keeps the last request's context so a test can look at
 
 from __future__ import annotations
 
+import datetime
 import io
 import mimetypes
 import os
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.cookies import CookieError, SimpleCookie
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import click.testing
 
+from .cookies import parse_set_cookie
 from .ctx import _test_local
 from .datastructures import Headers
 from .wrappers import Response
@@ -326,30 +328,28 @@ class TestClient:
 
     def _store_cookies(self, headers: Headers, host: str) -> None:
         host = host.split(":")[0]
+        now = datetime.datetime.now(datetime.timezone.utc)
         for raw in headers.getlist("Set-Cookie"):
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(raw)
-            except CookieError:
+            key, value, attrs = parse_set_cookie(raw)
+            if not key:
                 continue
-            for key, morsel in jar.items():
-                domain = (morsel["domain"] or host).lstrip(".")
-                path = morsel["path"] or "/"
-                expired = morsel["max-age"] not in ("", None) and int(morsel["max-age"]) <= 0
-                if not expired and morsel["expires"]:
-                    from email.utils import parsedate_to_datetime
-
-                    try:
-                        when = parsedate_to_datetime(morsel["expires"])
-                        import datetime as _dt
-
-                        expired = when < _dt.datetime.now(_dt.timezone.utc)
-                    except (TypeError, ValueError):
-                        pass
-                if expired:
-                    self._cookies.pop((domain, path, key), None)
-                else:
-                    self._cookies[(domain, path, key)] = _Cookie(key, morsel.value, domain, path)
+            domain = (attrs.get("domain") or host).lstrip(".")
+            path = attrs.get("path") or "/"
+            expired = False
+            if attrs.get("max-age"):
+                try:
+                    expired = int(attrs["max-age"]) <= 0
+                except ValueError:
+                    pass
+            elif attrs.get("expires"):
+                try:
+                    expired = parsedate_to_datetime(attrs["expires"]) < now
+                except (TypeError, ValueError):
+                    pass
+            if expired:
+                self._cookies.pop((domain, path, key), None)
+            else:
+                self._cookies[(domain, path, key)] = _Cookie(key, value, domain, path)
 
     # requests
 

@@ -6,10 +6,10 @@ import datetime as _dt
 import json as _json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
+from .cookies import dump_cookie, parse_cookie
 from .datastructures import Headers, MultiDict
 from .exceptions import BadRequest
 
@@ -256,14 +256,10 @@ class Request:
 
     @property
     def cookies(self) -> dict[str, str]:
+        """The request's cookies; one malformed cookie (another site's on the same
+        domain) never hides the others."""
         if self._cookies is None:
-            jar: SimpleCookie = SimpleCookie()
-            for raw in self.headers.getlist("Cookie"):
-                try:
-                    jar.load(raw)
-                except Exception:  # a malformed cookie header is ignored, as browsers do
-                    continue
-            self._cookies = {k: m.value for k, m in jar.items()}
+            self._cookies = parse_cookie("; ".join(self.headers.getlist("Cookie")))
         return self._cookies
 
     @property
@@ -484,35 +480,23 @@ class Response:
         self,
         key: str,
         value: str = "",
-        max_age: Optional[int] = None,
+        max_age: Union[int, _dt.timedelta, None] = None,
         expires: Optional[Union[_dt.datetime, int, float]] = None,
         path: Optional[str] = "/",
         domain: Optional[str] = None,
         secure: bool = False,
         httponly: bool = False,
         samesite: Optional[str] = None,
+        partitioned: bool = False,
     ) -> None:
-        """Adds a ``Set-Cookie`` header (values are quoted as needed, never raw CR/LF)."""
-        jar: SimpleCookie = SimpleCookie()
-        jar[key] = value
-        morsel = jar[key]
-        if max_age is not None:
-            morsel["max-age"] = str(int(max_age))
-        if expires is not None:
-            if isinstance(expires, (int, float)):
-                expires = _dt.datetime.fromtimestamp(expires, tz=_dt.timezone.utc)
-            morsel["expires"] = expires.strftime("%a, %d %b %Y %H:%M:%S GMT")
-        if path:
-            morsel["path"] = path
-        if domain:
-            morsel["domain"] = domain
-        if secure:
-            morsel["secure"] = True
-        if httponly:
-            morsel["httponly"] = True
-        if samesite:
-            morsel["samesite"] = samesite
-        self.headers.add("Set-Cookie", morsel.OutputString())
+        """Adds a ``Set-Cookie`` header with Werkzeug's attributes and order (values
+        are quoted as needed, never raw CR/LF; an empty value is sent as ``key=``)."""
+        self.headers.add(
+            "Set-Cookie",
+            dump_cookie(
+                key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned
+            ),
+        )
 
     def delete_cookie(
         self,
@@ -522,6 +506,7 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: Optional[str] = None,
+        partitioned: bool = False,
     ) -> None:
         """Tells the browser to drop a cookie (an expired one with the same scope)."""
         self.set_cookie(
@@ -534,6 +519,7 @@ class Response:
             secure=secure,
             httponly=httponly,
             samesite=samesite,
+            partitioned=partitioned,
         )
 
     @property
