@@ -368,11 +368,20 @@ class BustAPI(Scaffold):
             )
         names = {m.upper() for m in methods}
         names |= set(getattr(view_func, "required_methods", ()))
+        if provide_automatic_options is None:
+            provide_automatic_options = getattr(view_func, "provide_automatic_options", None)
+        if provide_automatic_options is None:
+            provide_automatic_options = "OPTIONS" not in names and bool(
+                self.config.get("PROVIDE_AUTOMATIC_OPTIONS", True)
+            )
         defaults = options.pop("defaults", None)
         options.pop("strict_slashes", None)  # the engine always redirects /dir to /dir/
         if options:
             raise TypeError(f"add_url_rule() got unexpected options: {', '.join(sorted(options))}")
-        parsed = Rule(rule, endpoint, names, defaults)
+        # The rule lists OPTIONS as Flask's does (url_map, BuildError messages); the
+        # engine answers it with Allow by itself, so it is not routed to Python.
+        rule_methods = names | {"OPTIONS"} if provide_automatic_options else names
+        parsed = Rule(rule, endpoint, rule_methods, defaults)
         if view_func is not None:
             existing = self.view_functions.get(endpoint)
             if existing is not None and existing != view_func:
@@ -380,7 +389,7 @@ class BustAPI(Scaffold):
                     "View function mapping is overwriting an existing endpoint function:"
                     f" {endpoint}"
                 )
-        engine_methods = sorted(parsed.methods - {"HEAD"} if "GET" in parsed.methods else names)
+        engine_methods = sorted(names - {"HEAD"} if "GET" in names else names)
         taken = [m for m in engine_methods if (rule, m) in self._engine_routes]
         if taken and view_func is None:
             # Flask allows a build-only alias of an existing URL
