@@ -214,8 +214,8 @@ class Request:
 
     @property
     def is_json(self) -> bool:
-        mt = self.mimetype
-        return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+        """Whether the body is JSON (``application/json`` or ``application/*+json``)."""
+        return _is_json(self.mimetype)
 
     def get_json(self, force: bool = False, silent: bool = False) -> Any:
         """The body parsed as JSON, or ``None`` if the content type is not JSON.
@@ -469,6 +469,11 @@ class Response:
     def location(self) -> Optional[str]:
         return self.headers.get("Location")
 
+    @property
+    def is_json(self) -> bool:
+        """Whether the body is JSON (``application/json`` or ``application/*+json``)."""
+        return _is_json((self.mimetype or "").lower())
+
     def get_json(self) -> Any:
         return _json.loads(self._body_bytes())
 
@@ -533,6 +538,12 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.status_code}]>"
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def _status_code(status: Union[int, str, HTTPStatus]) -> int:
