@@ -11,6 +11,7 @@ routes (and for errors the application renders itself).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import logging
 import os
@@ -115,6 +116,12 @@ class BustAPI(Scaffold):
         "TEMPLATES_AUTO_RELOAD": None,
         "MAX_COOKIE_SIZE": 4093,
         "PROVIDE_AUTOMATIC_OPTIONS": True,
+        # Accepted for Flask configs; the engine sends files itself, so there is no
+        # X-Sendfile hand-off to a front server (the file is served either way).
+        "USE_X_SENDFILE": False,
+        # Host checking is not implemented: setting it raises when the app starts
+        # serving rather than letting every Host through silently.
+        "TRUSTED_HOSTS": None,
     }
 
     def __init__(
@@ -234,8 +241,14 @@ class BustAPI(Scaffold):
         return self.config_class(root_path, defaults)
 
     def auto_find_instance_path(self) -> str:
-        """``<root>/instance`` next to the package, as Flask's default."""
-        return os.path.join(self.root_path, "instance")
+        """Flask's default: an ``instance`` folder beside the module, or beside the
+        package folder (not inside it) for a package; for code installed under the
+        interpreter's prefix (site-packages), ``<prefix>/var/<name>-instance``."""
+        base = _package_parent(self.import_name, self.root_path)
+        prefix = os.path.abspath(sys.prefix)
+        if os.path.commonpath([prefix, base]) == prefix:
+            return os.path.join(prefix, "var", f"{self.name}-instance")
+        return os.path.join(base, "instance")
 
     def open_instance_resource(
         self, resource: str, mode: str = "rb", encoding: Optional[str] = "utf-8"
@@ -816,7 +829,13 @@ class BustAPI(Scaffold):
         return "https" if cert else "http"
 
     def _engine_config(self) -> tuple[Any, ...]:
-        """The ``app.config`` values the engine enforces."""
+        """The ``app.config`` values the engine enforces (or refuses)."""
+        trusted = self.config.get("TRUSTED_HOSTS")
+        if trusted is not None:
+            raise NotImplementedError(
+                "TRUSTED_HOSTS is not supported by BustAPI yet: check the Host header at"
+                " your proxy or in a before_request hook, and leave TRUSTED_HOSTS unset."
+            )
         return (self.config.get("MAX_CONTENT_LENGTH"),)
 
     def _sync_config(self) -> None:
@@ -928,6 +947,26 @@ class BustAPI(Scaffold):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _package_parent(import_name: str, root_path: str) -> str:
+    """The folder holding the top-level module or package of ``import_name``."""
+    top = import_name.partition(".")[0]
+    try:
+        spec = importlib.util.find_spec(top) if top != "__main__" else None
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return root_path
+    if spec.submodule_search_locations:
+        locations = list(spec.submodule_search_locations)
+        if spec.origin in (None, "namespace") and locations:
+            return os.path.dirname(os.path.abspath(locations[0]))
+        if spec.origin is not None:
+            return os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
+    if spec.origin in (None, "built-in", "frozen"):
+        return root_path
+    return os.path.dirname(os.path.abspath(spec.origin))
 
 
 def _max_age_seconds(value: Any) -> Optional[int]:
