@@ -11,6 +11,7 @@ routes (and for errors the application renders itself).
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import inspect
 import logging
@@ -27,7 +28,7 @@ from . import _core
 from .config import Config, ConfigAttribute
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _test_local
 from .datastructures import Headers
-from .exceptions import HTTPException, InternalServerError, http_exception
+from .exceptions import HTTPException, InternalServerError, default_exceptions, http_exception
 from .globals import _cv_request
 from .routing import BuildError, Map, Rule, quote_anchor
 from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
@@ -695,12 +696,13 @@ class BustAPI(Scaffold):
         if code is not None:
             code = getattr(e, "code", code)  # abort(599): the instance carries the code
         names = (*blueprints, None)
+        classes = _handler_classes(exc_class)
         for c in (code, None) if code is not None else (None,):
             for name in names:
                 handler_map = self.error_handler_spec.get(name, {}).get(c)
                 if not handler_map:
                     continue
-                for cls in exc_class.__mro__:
+                for cls in classes:
                     handler = handler_map.get(cls)
                     if handler is not None:
                         return handler
@@ -975,6 +977,38 @@ def _max_age_seconds(value: Any) -> Optional[int]:
     if isinstance(value, timedelta):
         return int(value.total_seconds())
     return int(value)
+
+
+def _handler_classes(exc_class: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The classes a handler may be registered under for ``exc_class``: its MRO, then
+    the *twins* of its HTTP classes in the other family (Werkzeug's ``NotFound`` for
+    BustAPI's and the other way round), so ``@app.errorhandler(werkzeug NotFound)``
+    sees ``abort(404)`` and ``@app.errorhandler(403)`` sees a raised Werkzeug
+    ``Forbidden``, as they would in Flask. Werkzeug is never imported for this."""
+    wz = sys.modules.get("werkzeug.exceptions")
+    if wz is None:
+        return exc_class.__mro__
+    return _with_twins(exc_class, wz)  # type: ignore[arg-type]  # classes are hashable
+
+
+@functools.lru_cache(maxsize=256)
+def _with_twins(exc_class: type[BaseException], wz: Any) -> tuple[type[BaseException], ...]:
+    mro = exc_class.__mro__
+    twins: list[type[BaseException]] = []
+    for cls in mro:
+        if cls is HTTPException:
+            twins.append(wz.HTTPException)
+        elif cls is wz.HTTPException:
+            twins.append(HTTPException)
+        else:
+            code = getattr(cls, "code", None)
+            if not isinstance(code, int):
+                continue
+            if default_exceptions.get(code) is cls and code in wz.default_exceptions:
+                twins.append(wz.default_exceptions[code])
+            elif wz.default_exceptions.get(code) is cls and code in default_exceptions:
+                twins.append(default_exceptions[code])
+    return mro + tuple(t for t in twins if t not in mro)
 
 
 def _is_werkzeug_exception(e: BaseException) -> bool:

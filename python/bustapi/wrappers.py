@@ -201,12 +201,14 @@ class Request:
         return body.decode("utf-8", "replace") if as_text else body
 
     @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "")
+    def content_type(self) -> Optional[str]:
+        """The ``Content-Type`` header, ``None`` when the request has none."""
+        return self.headers.get("Content-Type")
 
     @property
     def mimetype(self) -> str:
-        return self.content_type.split(";", 1)[0].strip().lower()
+        """The content type without parameters, lower case (``""`` when absent)."""
+        return (self.content_type or "").split(";", 1)[0].strip().lower()
 
     @property
     def content_length(self) -> Optional[int]:
@@ -382,9 +384,13 @@ class Response:
     #: are held here.
     _engine_body: ClassVar[Optional[str]] = None
 
+    #: An iterator given as the body (``Response(generate())``): streamed by the
+    #: engine chunk by chunk, as :class:`~bustapi.StreamingResponse` does.
+    _stream: Any = None
+
     def __init__(
         self,
-        response: Union[str, bytes, None] = None,
+        response: Union[str, bytes, Iterable[Union[str, bytes]], None] = None,
         status: Union[int, str, HTTPStatus, None] = None,
         headers: Optional[HeadersLike] = None,
         mimetype: Optional[str] = None,
@@ -399,8 +405,18 @@ class Response:
         if content_type is not None:
             self.headers.set("Content-Type", content_type)
         self._body = b""
-        if response is not None:
+        if response is None:
+            return
+        if isinstance(response, (list, tuple)):
+            # Flask joins a list body; a list is already in memory, so no stream.
+            response = b"".join(c.encode("utf-8") if isinstance(c, str) else c for c in response)
+        if isinstance(response, (str, bytes, bytearray, memoryview)):
             self.set_data(response)
+        elif hasattr(response, "__iter__") or hasattr(response, "__aiter__"):
+            self._refuse_engine_body()
+            self._stream = response
+        else:
+            raise TypeError(f"response body must be str or bytes, not {type(response).__name__}")
 
     @property
     def status(self) -> str:
@@ -418,15 +434,22 @@ class Response:
         return self._body
 
     def _refuse_engine_body(self) -> None:
-        if self._engine_body is not None:
+        what = self._engine_body
+        if what is None and self._stream is not None:
+            what = "a stream its iterator produces"
+        if what is not None:
             raise StreamedBodyError(
-                f"a {type(self).__name__}'s body is {self._engine_body}: it never exists in "
+                f"a {type(self).__name__}'s body is {what}: it never exists in "
                 "Python, so it cannot be read or replaced. Change its status or headers, or "
                 "return a new Response with the bytes you want to send."
             )
 
     def set_data(self, value: Union[str, bytes, bytearray, memoryview]) -> None:
-        """Replaces the body (raises :class:`StreamedBodyError` for a file or a stream)."""
+        """Replaces the body (raises :class:`StreamedBodyError` for a file or a
+        ``StreamingResponse``; a ``Response`` given an iterator gets these bytes
+        instead, as in Werkzeug)."""
+        if self._engine_body is None:
+            self._stream = None
         self._refuse_engine_body()
         if isinstance(value, str):
             self._body = value.encode("utf-8")
@@ -534,6 +557,10 @@ class Response:
 
     def _parts(self) -> tuple[int, list[tuple[str, str]], Any]:
         """``(status, headers, body)`` as the engine consumes it."""
+        if self._stream is not None:
+            from .streaming import stream_body
+
+            return self.status_code, self.headers.items(), stream_body(self._stream)
         return self.status_code, self.headers.items(), self._body
 
     def __repr__(self) -> str:
