@@ -378,3 +378,30 @@ def client_for(
         return Client(app, "test_client")
 
     return make
+
+
+class Framework:
+    """Flask or BustAPI behind one interface, so a scenario is written once and
+    Flask's answer is the expected one: ``fw.App(__name__)`` is ``Flask`` or
+    ``BustAPI``; every other name (``fw.session``, ``fw.url_for``...) comes from
+    the framework's package."""
+
+    def __init__(self, name: str) -> None:
+        import importlib
+
+        self.name = name
+        self.module = importlib.import_module(name)
+        self.App: Any = self.module.Flask if name == "flask" else self.module.BustAPI
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@pytest.fixture(params=["flask", "bustapi"])
+def fw(request: pytest.FixtureRequest) -> Framework:
+    """The same test against Flask 3.1 (the reference, installed for tests only) and
+    against BustAPI."""
+    return Framework(request.param)

@@ -45,6 +45,7 @@ from .templating import (
     stream_template,
     stream_template_string,
 )
+from .utils import secure_filename
 from .wrappers import Request, Response, StreamedBodyError
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "render_template",
     "render_template_string",
     "request",
+    "secure_filename",
     "send_file",
     "send_from_directory",
     "session",

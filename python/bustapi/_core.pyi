@@ -110,6 +110,7 @@ class CoreApp:
         headers: list[tuple[str, str]],
         body: bytes,
         remote_addr: str = ...,
+        secure: bool = ...,
     ) -> tuple[int, list[tuple[str, str]], bytes]: ...
 
 @final

@@ -11,6 +11,8 @@ routes (and for errors the application renders itself).
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
 import inspect
 import logging
 import os
@@ -26,7 +28,7 @@ from . import _core
 from .config import Config, ConfigAttribute
 from .ctx import AppContext, RequestContext, _AppCtxGlobals, _test_local
 from .datastructures import Headers
-from .exceptions import HTTPException, InternalServerError, http_exception
+from .exceptions import HTTPException, InternalServerError, default_exceptions, http_exception
 from .globals import _cv_request
 from .routing import BuildError, Map, Rule, quote_anchor
 from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
@@ -115,6 +117,12 @@ class BustAPI(Scaffold):
         "TEMPLATES_AUTO_RELOAD": None,
         "MAX_COOKIE_SIZE": 4093,
         "PROVIDE_AUTOMATIC_OPTIONS": True,
+        # Accepted for Flask configs; the engine sends files itself, so there is no
+        # X-Sendfile hand-off to a front server (the file is served either way).
+        "USE_X_SENDFILE": False,
+        # Host checking is not implemented: setting it raises when the app starts
+        # serving rather than letting every Host through silently.
+        "TRUSTED_HOSTS": None,
     }
 
     def __init__(
@@ -234,8 +242,14 @@ class BustAPI(Scaffold):
         return self.config_class(root_path, defaults)
 
     def auto_find_instance_path(self) -> str:
-        """``<root>/instance`` next to the package, as Flask's default."""
-        return os.path.join(self.root_path, "instance")
+        """Flask's default: an ``instance`` folder beside the module, or beside the
+        package folder (not inside it) for a package; for code installed under the
+        interpreter's prefix (site-packages), ``<prefix>/var/<name>-instance``."""
+        base = _package_parent(self.import_name, self.root_path)
+        prefix = os.path.abspath(sys.prefix)
+        if os.path.commonpath([prefix, base]) == prefix:
+            return os.path.join(prefix, "var", f"{self.name}-instance")
+        return os.path.join(base, "instance")
 
     def open_instance_resource(
         self, resource: str, mode: str = "rb", encoding: Optional[str] = "utf-8"
@@ -368,11 +382,20 @@ class BustAPI(Scaffold):
             )
         names = {m.upper() for m in methods}
         names |= set(getattr(view_func, "required_methods", ()))
+        if provide_automatic_options is None:
+            provide_automatic_options = getattr(view_func, "provide_automatic_options", None)
+        if provide_automatic_options is None:
+            provide_automatic_options = "OPTIONS" not in names and bool(
+                self.config.get("PROVIDE_AUTOMATIC_OPTIONS", True)
+            )
         defaults = options.pop("defaults", None)
         options.pop("strict_slashes", None)  # the engine always redirects /dir to /dir/
         if options:
             raise TypeError(f"add_url_rule() got unexpected options: {', '.join(sorted(options))}")
-        parsed = Rule(rule, endpoint, names, defaults)
+        # The rule lists OPTIONS as Flask's does (url_map, BuildError messages); the
+        # engine answers it with Allow by itself, so it is not routed to Python.
+        rule_methods = names | {"OPTIONS"} if provide_automatic_options else names
+        parsed = Rule(rule, endpoint, rule_methods, defaults)
         if view_func is not None:
             existing = self.view_functions.get(endpoint)
             if existing is not None and existing != view_func:
@@ -380,7 +403,7 @@ class BustAPI(Scaffold):
                     "View function mapping is overwriting an existing endpoint function:"
                     f" {endpoint}"
                 )
-        engine_methods = sorted(parsed.methods - {"HEAD"} if "GET" in parsed.methods else names)
+        engine_methods = sorted(names - {"HEAD"} if "GET" in names else names)
         taken = [m for m in engine_methods if (rule, m) in self._engine_routes]
         if taken and view_func is None:
             # Flask allows a build-only alias of an existing URL
@@ -675,12 +698,13 @@ class BustAPI(Scaffold):
         if code is not None:
             code = getattr(e, "code", code)  # abort(599): the instance carries the code
         names = (*blueprints, None)
+        classes = _handler_classes(exc_class)
         for c in (code, None) if code is not None else (None,):
             for name in names:
                 handler_map = self.error_handler_spec.get(name, {}).get(c)
                 if not handler_map:
                     continue
-                for cls in exc_class.__mro__:
+                for cls in classes:
                     handler = handler_map.get(cls)
                     if handler is not None:
                         return handler
@@ -809,7 +833,13 @@ class BustAPI(Scaffold):
         return "https" if cert else "http"
 
     def _engine_config(self) -> tuple[Any, ...]:
-        """The ``app.config`` values the engine enforces."""
+        """The ``app.config`` values the engine enforces (or refuses)."""
+        trusted = self.config.get("TRUSTED_HOSTS")
+        if trusted is not None:
+            raise NotImplementedError(
+                "TRUSTED_HOSTS is not supported by BustAPI yet: check the Host header at"
+                " your proxy or in a before_request hook, and leave TRUSTED_HOSTS unset."
+            )
         return (self.config.get("MAX_CONTENT_LENGTH"),)
 
     def _sync_config(self) -> None:
@@ -927,12 +957,64 @@ class BustAPI(Scaffold):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+def _package_parent(import_name: str, root_path: str) -> str:
+    """The folder holding the top-level module or package of ``import_name``."""
+    top = import_name.partition(".")[0]
+    try:
+        spec = importlib.util.find_spec(top) if top != "__main__" else None
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return root_path
+    if spec.submodule_search_locations:
+        locations = list(spec.submodule_search_locations)
+        if spec.origin in (None, "namespace") and locations:
+            return os.path.dirname(os.path.abspath(locations[0]))
+        if spec.origin is not None:
+            return os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
+    if spec.origin in (None, "built-in", "frozen"):
+        return root_path
+    return os.path.dirname(os.path.abspath(spec.origin))
+
+
 def _max_age_seconds(value: Any) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, timedelta):
         return int(value.total_seconds())
     return int(value)
+
+
+def _handler_classes(exc_class: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The classes a handler may be registered under for ``exc_class``: its MRO, then
+    the *twins* of its HTTP classes in the other family (Werkzeug's ``NotFound`` for
+    BustAPI's and the other way round), so ``@app.errorhandler(werkzeug NotFound)``
+    sees ``abort(404)`` and ``@app.errorhandler(403)`` sees a raised Werkzeug
+    ``Forbidden``, as they would in Flask. Werkzeug is never imported for this."""
+    wz = sys.modules.get("werkzeug.exceptions")
+    if wz is None:
+        return exc_class.__mro__
+    return _with_twins(exc_class, wz)  # type: ignore[arg-type]  # classes are hashable
+
+
+@functools.lru_cache(maxsize=256)
+def _with_twins(exc_class: type[BaseException], wz: Any) -> tuple[type[BaseException], ...]:
+    mro = exc_class.__mro__
+    twins: list[type[BaseException]] = []
+    for cls in mro:
+        if cls is HTTPException:
+            twins.append(wz.HTTPException)
+        elif cls is wz.HTTPException:
+            twins.append(HTTPException)
+        else:
+            code = getattr(cls, "code", None)
+            if not isinstance(code, int):
+                continue
+            if default_exceptions.get(code) is cls and code in wz.default_exceptions:
+                twins.append(wz.default_exceptions[code])
+            elif wz.default_exceptions.get(code) is cls and code in default_exceptions:
+                twins.append(default_exceptions[code])
+    return mro + tuple(t for t in twins if t not in mro)
 
 
 def _is_werkzeug_exception(e: BaseException) -> bool:

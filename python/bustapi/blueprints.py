@@ -261,6 +261,8 @@ class Blueprint(Scaffold):
         if view_func is not None and "." in getattr(view_func, "__name__", ""):
             raise ValueError("'view_func' name may not contain a dot '.' character.")
         self._check_setup_finished("add_url_rule")
+        if provide_automatic_options is not None:
+            options["provide_automatic_options"] = provide_automatic_options
         self.record(lambda s: s.add_url_rule(rule, endpoint, view_func, **options))
 
     def app_template_filter(self, name: Optional[str] = None) -> Callable[[F], F]:

@@ -9,6 +9,7 @@ and the parsed parts of its pattern, with the same converters the engine checks
 
 from __future__ import annotations
 
+import difflib
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,7 +37,9 @@ _PART = re.compile(r"<(?:(?P<conv>[a-zA-Z_][a-zA-Z0-9_]*):)?(?P<name>[^<>:]+)>")
 
 class BuildError(LookupError):
     """``url_for`` could not build a URL: unknown endpoint, missing values, or no rule
-    for the requested method. The message says which, and suggests close endpoints."""
+    for the requested method. The message is Werkzeug's: it names what was asked and
+    suggests the closest rule (``suggested``): the values or methods it needs, or a
+    similarly named endpoint."""
 
     def __init__(
         self,
@@ -48,34 +51,32 @@ class BuildError(LookupError):
         self.endpoint = endpoint
         self.values = dict(values)
         self.method = method
-        super().__init__(self._message(url_map))
-
-    def _message(self, url_map: Optional[Map]) -> str:
-        msg = f"Could not build url for endpoint {self.endpoint!r}"
-        rules = url_map.rules_for(self.endpoint) if url_map is not None else []
-        if not rules:
-            msg += "."
-            if url_map is not None:
-                close = [e for e in url_map.endpoints() if _similar(e, self.endpoint)]
-                if close:
-                    msg += f" Did you mean {close[0]!r} instead?"
-            return msg
-        if self.method is not None and not any(self.method in r.methods for r in rules):
-            return f"{msg} with method {self.method!r}; it allows {sorted(rules[0].methods)}."
-        missing = sorted(
-            set().union(*(r.arguments for r in rules)) - set(self.values) - set(rules[0].defaults)
+        self.suggested: Optional[Rule] = (
+            url_map.closest_rule(endpoint, self.values, method) if url_map is not None else None
         )
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        msg = f"Could not build url for endpoint {self.endpoint!r}"
+        if self.method:
+            msg += f" ({self.method!r})"
+        if self.values:
+            msg += f" with values {sorted(self.values)!r}"
+        msg += "."
+        rule = self.suggested
+        if rule is None:
+            return msg
+        if rule.endpoint != self.endpoint:
+            return msg + f" Did you mean {rule.endpoint!r} instead?"
+        if self.method and self.method not in rule.methods:
+            msg += f" Did you mean to use methods {sorted(rule.methods)!r}?"
+        missing = (rule.arguments | set(rule.defaults)) - set(self.values)
         if missing:
-            return f"{msg}. Did you forget to specify values {missing}?"
-        return f"{msg} with values {sorted(self.values)}."
+            msg += f" Did you forget to specify values {sorted(missing)!r}?"
+        return msg
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def _similar(a: str, b: str) -> bool:
-    a, b = a.lower(), b.lower()
-    return a.split(".")[-1] == b.split(".")[-1] or a in b or b in a
 
 
 class Rule:
@@ -195,7 +196,12 @@ class Map:
 
     def add(self, rule: Rule) -> None:
         self._rules.append(rule)
-        self._by_endpoint.setdefault(rule.endpoint, []).append(rule)
+        rules = self._by_endpoint.setdefault(rule.endpoint, [])
+        rules.append(rule)
+        # Build order, as Werkzeug's: the rule needing the most values first, and among
+        # equals the one with the most defaults, so that url_for("page", n=1) picks
+        # "/page/" (defaults={"n": 1}) over "/page/<int:n>". The sort is stable.
+        rules.sort(key=lambda r: (-len(r.arguments | set(r.defaults)), -len(r.defaults)))
 
     def iter_rules(self, endpoint: Optional[str] = None) -> Iterator[Rule]:
         if endpoint is not None:
@@ -209,14 +215,28 @@ class Map:
         return list(self._by_endpoint)
 
     def build(self, endpoint: str, values: Mapping[str, Any], method: Optional[str] = None) -> str:
-        """Builds the path of the first suitable rule, or raises :class:`BuildError`."""
+        """Builds the path of the first suitable rule, or raises :class:`BuildError`.
+        ``None`` values count as not given; a value its converter refuses
+        (``int("x")``) raises that converter's ``ValueError``, as in Flask."""
+        values = {k: v for k, v in values.items() if v is not None}
         for rule in self._by_endpoint.get(endpoint, ()):
             if rule.suitable_for(values, method):
-                try:
-                    return rule.build(values)
-                except (ValueError, TypeError):
-                    continue  # a value the converter refuses: try the next rule
+                return rule.build(values)
         raise BuildError(endpoint, values, method, self)
+
+    def closest_rule(
+        self, endpoint: str, values: Mapping[str, Any], method: Optional[str]
+    ) -> Optional[Rule]:
+        """The rule a failed build most likely meant: mostly by endpoint name
+        similarity, then by taking the given values and the method (Werkzeug's weights,
+        so the suggestion in a :class:`BuildError` is the one Flask makes)."""
+
+        def score(rule: Rule) -> float:
+            similarity = difflib.SequenceMatcher(None, rule.endpoint, endpoint).ratio()
+            takes_values = set(values) <= (rule.arguments | set(rule.defaults))
+            return 0.98 * similarity + 0.01 * takes_values + 0.01 * (method in rule.methods)
+
+        return max(self._rules, key=score, default=None)
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self._rules)

@@ -245,6 +245,7 @@ class SecureCookieSessionInterface(SessionInterface):
         secure = self.get_cookie_secure(app)
         samesite = self.get_cookie_samesite(app)
         httponly = self.get_cookie_httponly(app)
+        partitioned = self.get_cookie_partitioned(app)
         if session.accessed:
             response.vary.add("Cookie")
         if not session:
@@ -257,6 +258,7 @@ class SecureCookieSessionInterface(SessionInterface):
                     secure=secure,
                     samesite=samesite,
                     httponly=httponly,
+                    partitioned=partitioned,
                 )
                 response.vary.add("Cookie")
             return
@@ -275,5 +277,6 @@ class SecureCookieSessionInterface(SessionInterface):
             path=path,
             secure=secure,
             samesite=samesite,
+            partitioned=partitioned,
         )
         response.vary.add("Cookie")

@@ -55,8 +55,14 @@ class StreamingResponse(Response):
         self.content = content
 
     def _parts(self) -> tuple[int, list[tuple[str, str]], Any]:
-        stream = _Pull(self.content, contextvars.copy_context())
-        return self.status_code, self.headers.items(), _core.ChunkStream(stream.next, stream.close)
+        return self.status_code, self.headers.items(), stream_body(self.content)
+
+
+def stream_body(content: Content) -> Any:
+    """The engine's body for an iterator: pulled chunk by chunk, in the context of
+    the view that returned it (so ``request`` is available in the generator)."""
+    stream = _Pull(content, contextvars.copy_context())
+    return _core.ChunkStream(stream.next, stream.close)
 
 
 class _Pull:

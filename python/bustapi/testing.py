@@ -12,18 +12,21 @@ inside ``with client:``, keeps the last request's context so a test can look at
 
 from __future__ import annotations
 
+import datetime
 import io
+import json as _json
 import mimetypes
 import os
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.cookies import CookieError, SimpleCookie
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Optional, Union
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import click.testing
 
+from .cookies import parse_set_cookie
 from .ctx import _test_local
 from .datastructures import Headers
 from .wrappers import Response
@@ -136,9 +139,10 @@ def encode_body(data: Any, json: Any, headers: Headers, content_type: Optional[s
     if json is not None:
         if data is not None:
             raise TypeError("pass either 'data' or 'json', not both")
-        from .wrappers import dumps_json
+        from .wrappers import _json_default
 
-        body = dumps_json(json).rstrip(b"\n")
+        # As Flask's client encodes it (its JSON provider's defaults).
+        body = _json.dumps(json, default=_json_default, sort_keys=True).encode()
         headers.setdefault("Content-Type", "application/json")
     elif isinstance(data, Mapping):
         fields = _flatten(data)
@@ -167,6 +171,9 @@ def _target(path: str, query_string: Union[str, bytes, Mapping[str, Any], None])
     parts = urlsplit(path)
     target = parts.path or "/"
     query = parts.query
+    if query and query_string is not None:
+        # As Werkzeug: two sources of one query string is a mistake in the test.
+        raise ValueError("Query string is defined in the path and as an argument")
     if query_string:
         if isinstance(query_string, bytes):
             extra = query_string.decode("latin-1")
@@ -326,30 +333,28 @@ class TestClient:
 
     def _store_cookies(self, headers: Headers, host: str) -> None:
         host = host.split(":")[0]
+        now = datetime.datetime.now(datetime.timezone.utc)
         for raw in headers.getlist("Set-Cookie"):
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(raw)
-            except CookieError:
+            key, value, attrs = parse_set_cookie(raw)
+            if not key:
                 continue
-            for key, morsel in jar.items():
-                domain = (morsel["domain"] or host).lstrip(".")
-                path = morsel["path"] or "/"
-                expired = morsel["max-age"] not in ("", None) and int(morsel["max-age"]) <= 0
-                if not expired and morsel["expires"]:
-                    from email.utils import parsedate_to_datetime
-
-                    try:
-                        when = parsedate_to_datetime(morsel["expires"])
-                        import datetime as _dt
-
-                        expired = when < _dt.datetime.now(_dt.timezone.utc)
-                    except (TypeError, ValueError):
-                        pass
-                if expired:
-                    self._cookies.pop((domain, path, key), None)
-                else:
-                    self._cookies[(domain, path, key)] = _Cookie(key, morsel.value, domain, path)
+            domain = (attrs.get("domain") or host).lstrip(".")
+            path = attrs.get("path") or "/"
+            expired = False
+            if attrs.get("max-age"):
+                try:
+                    expired = int(attrs["max-age"]) <= 0
+                except ValueError:
+                    pass
+            elif attrs.get("expires"):
+                try:
+                    expired = parsedate_to_datetime(attrs["expires"]) < now
+                except (TypeError, ValueError):
+                    pass
+            if expired:
+                self._cookies.pop((domain, path, key), None)
+            else:
+                self._cookies[(domain, path, key)] = _Cookie(key, value, domain, path)
 
     # requests
 
@@ -383,15 +388,21 @@ class TestClient:
             history.append(response)
             assert response.request is not None
             target = urljoin(response.request.url, response.location)
+            # 307/308 repeat the request that was redirected (its method and body),
+            # the others become a GET (HEAD stays HEAD) without a body.
             keep_body = response.status_code in (307, 308)
+            method = response.request.method
+            if not keep_body:
+                method = "HEAD" if method == "HEAD" else "GET"
+                data = json = content_type = None
             response = self._open_once(
                 target,
-                method if keep_body else ("HEAD" if method.upper() == "HEAD" else "GET"),
+                method,
                 headers,
-                data if keep_body else None,
-                json if keep_body else None,
+                data,
+                json,
                 None,
-                content_type if keep_body else None,
+                content_type,
                 None,
                 environ_base,
             )
@@ -437,7 +448,7 @@ class TestClient:
         _test_local.recorder = recorder
         try:
             status, out_headers, out_body = app._core.test_request(
-                method, target, hdrs.items(), body, remote
+                method, target, hdrs.items(), body, remote, scheme == "https"
             )
         finally:
             _test_local.recorder = None

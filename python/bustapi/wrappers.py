@@ -6,10 +6,10 @@ import datetime as _dt
 import json as _json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
+from .cookies import dump_cookie, parse_cookie
 from .datastructures import Headers, MultiDict
 from .exceptions import BadRequest
 
@@ -201,12 +201,14 @@ class Request:
         return body.decode("utf-8", "replace") if as_text else body
 
     @property
-    def content_type(self) -> str:
-        return self.headers.get("Content-Type", "")
+    def content_type(self) -> Optional[str]:
+        """The ``Content-Type`` header, ``None`` when the request has none."""
+        return self.headers.get("Content-Type")
 
     @property
     def mimetype(self) -> str:
-        return self.content_type.split(";", 1)[0].strip().lower()
+        """The content type without parameters, lower case (``""`` when absent)."""
+        return (self.content_type or "").split(";", 1)[0].strip().lower()
 
     @property
     def content_length(self) -> Optional[int]:
@@ -214,8 +216,8 @@ class Request:
 
     @property
     def is_json(self) -> bool:
-        mt = self.mimetype
-        return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+        """Whether the body is JSON (``application/json`` or ``application/*+json``)."""
+        return _is_json(self.mimetype)
 
     def get_json(self, force: bool = False, silent: bool = False) -> Any:
         """The body parsed as JSON, or ``None`` if the content type is not JSON.
@@ -256,14 +258,10 @@ class Request:
 
     @property
     def cookies(self) -> dict[str, str]:
+        """The request's cookies; one malformed cookie (another site's on the same
+        domain) never hides the others."""
         if self._cookies is None:
-            jar: SimpleCookie = SimpleCookie()
-            for raw in self.headers.getlist("Cookie"):
-                try:
-                    jar.load(raw)
-                except Exception:  # a malformed cookie header is ignored, as browsers do
-                    continue
-            self._cookies = {k: m.value for k, m in jar.items()}
+            self._cookies = parse_cookie("; ".join(self.headers.getlist("Cookie")))
         return self._cookies
 
     @property
@@ -386,9 +384,13 @@ class Response:
     #: are held here.
     _engine_body: ClassVar[Optional[str]] = None
 
+    #: An iterator given as the body (``Response(generate())``): streamed by the
+    #: engine chunk by chunk, as :class:`~bustapi.StreamingResponse` does.
+    _stream: Any = None
+
     def __init__(
         self,
-        response: Union[str, bytes, None] = None,
+        response: Union[str, bytes, Iterable[Union[str, bytes]], None] = None,
         status: Union[int, str, HTTPStatus, None] = None,
         headers: Optional[HeadersLike] = None,
         mimetype: Optional[str] = None,
@@ -403,8 +405,18 @@ class Response:
         if content_type is not None:
             self.headers.set("Content-Type", content_type)
         self._body = b""
-        if response is not None:
+        if response is None:
+            return
+        if isinstance(response, (list, tuple)):
+            # Flask joins a list body; a list is already in memory, so no stream.
+            response = b"".join(c.encode("utf-8") if isinstance(c, str) else c for c in response)
+        if isinstance(response, (str, bytes, bytearray, memoryview)):
             self.set_data(response)
+        elif hasattr(response, "__iter__") or hasattr(response, "__aiter__"):
+            self._refuse_engine_body()
+            self._stream = response
+        else:
+            raise TypeError(f"response body must be str or bytes, not {type(response).__name__}")
 
     @property
     def status(self) -> str:
@@ -422,15 +434,22 @@ class Response:
         return self._body
 
     def _refuse_engine_body(self) -> None:
-        if self._engine_body is not None:
+        what = self._engine_body
+        if what is None and self._stream is not None:
+            what = "a stream its iterator produces"
+        if what is not None:
             raise StreamedBodyError(
-                f"a {type(self).__name__}'s body is {self._engine_body}: it never exists in "
+                f"a {type(self).__name__}'s body is {what}: it never exists in "
                 "Python, so it cannot be read or replaced. Change its status or headers, or "
                 "return a new Response with the bytes you want to send."
             )
 
     def set_data(self, value: Union[str, bytes, bytearray, memoryview]) -> None:
-        """Replaces the body (raises :class:`StreamedBodyError` for a file or a stream)."""
+        """Replaces the body (raises :class:`StreamedBodyError` for a file or a
+        ``StreamingResponse``; a ``Response`` given an iterator gets these bytes
+        instead, as in Werkzeug)."""
+        if self._engine_body is None:
+            self._stream = None
         self._refuse_engine_body()
         if isinstance(value, str):
             self._body = value.encode("utf-8")
@@ -473,6 +492,11 @@ class Response:
     def location(self) -> Optional[str]:
         return self.headers.get("Location")
 
+    @property
+    def is_json(self) -> bool:
+        """Whether the body is JSON (``application/json`` or ``application/*+json``)."""
+        return _is_json((self.mimetype or "").lower())
+
     def get_json(self) -> Any:
         return _json.loads(self._body_bytes())
 
@@ -484,35 +508,23 @@ class Response:
         self,
         key: str,
         value: str = "",
-        max_age: Optional[int] = None,
+        max_age: Union[int, _dt.timedelta, None] = None,
         expires: Optional[Union[_dt.datetime, int, float]] = None,
         path: Optional[str] = "/",
         domain: Optional[str] = None,
         secure: bool = False,
         httponly: bool = False,
         samesite: Optional[str] = None,
+        partitioned: bool = False,
     ) -> None:
-        """Adds a ``Set-Cookie`` header (values are quoted as needed, never raw CR/LF)."""
-        jar: SimpleCookie = SimpleCookie()
-        jar[key] = value
-        morsel = jar[key]
-        if max_age is not None:
-            morsel["max-age"] = str(int(max_age))
-        if expires is not None:
-            if isinstance(expires, (int, float)):
-                expires = _dt.datetime.fromtimestamp(expires, tz=_dt.timezone.utc)
-            morsel["expires"] = expires.strftime("%a, %d %b %Y %H:%M:%S GMT")
-        if path:
-            morsel["path"] = path
-        if domain:
-            morsel["domain"] = domain
-        if secure:
-            morsel["secure"] = True
-        if httponly:
-            morsel["httponly"] = True
-        if samesite:
-            morsel["samesite"] = samesite
-        self.headers.add("Set-Cookie", morsel.OutputString())
+        """Adds a ``Set-Cookie`` header with Werkzeug's attributes and order (values
+        are quoted as needed, never raw CR/LF; an empty value is sent as ``key=``)."""
+        self.headers.add(
+            "Set-Cookie",
+            dump_cookie(
+                key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned
+            ),
+        )
 
     def delete_cookie(
         self,
@@ -522,6 +534,7 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: Optional[str] = None,
+        partitioned: bool = False,
     ) -> None:
         """Tells the browser to drop a cookie (an expired one with the same scope)."""
         self.set_cookie(
@@ -534,6 +547,7 @@ class Response:
             secure=secure,
             httponly=httponly,
             samesite=samesite,
+            partitioned=partitioned,
         )
 
     @property
@@ -543,10 +557,20 @@ class Response:
 
     def _parts(self) -> tuple[int, list[tuple[str, str]], Any]:
         """``(status, headers, body)`` as the engine consumes it."""
+        if self._stream is not None:
+            from .streaming import stream_body
+
+            return self.status_code, self.headers.items(), stream_body(self._stream)
         return self.status_code, self.headers.items(), self._body
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.status_code}]>"
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def _status_code(status: Union[int, str, HTTPStatus]) -> int:

@@ -312,8 +312,10 @@ impl CoreApp {
 
     /// Runs one request through the same engine a socket uses; returns
     /// `(status, [(name, value)], body)`. The view itself runs on the calling
-    /// thread (see `InlineJobs`), everything else as for a socket.
-    #[pyo3(signature = (method, target, headers, body, remote_addr="127.0.0.1"))]
+    /// thread (see `InlineJobs`), everything else as for a socket. `secure` marks
+    /// the request as arrived over TLS (`https://` test URLs), as a TLS listener does.
+    #[pyo3(signature = (method, target, headers, body, remote_addr="127.0.0.1", secure=false))]
+    #[allow(clippy::too_many_arguments)]
     fn test_request<'py>(
         &mut self,
         py: Python<'py>,
@@ -322,6 +324,7 @@ impl CoreApp {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
         remote_addr: &str,
+        secure: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let engine = self.engine(py)?;
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
@@ -329,6 +332,9 @@ impl CoreApp {
             .method(method)
             .uri(target)
             .extension(InlineJobs(jobs_tx));
+        if secure {
+            builder = builder.extension(bustapi_server::serve::Secure);
+        }
         for (k, v) in &headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
