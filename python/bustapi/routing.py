@@ -126,6 +126,23 @@ class Rule:
                 return False
         return True
 
+    def build_exact(self, values: Mapping[str, Any]) -> Optional[str]:
+        """The common case of :meth:`build`, fast: ``values`` are exactly the rule's
+        arguments, none of them ``None``, and the rule has no defaults. ``None`` when
+        that is not the case (the caller then takes the general path)."""
+        if self.defaults or len(values) != len(self.arguments):
+            return None
+        out: list[str] = []
+        for conv, text in self.parts:
+            if conv is None:
+                out.append(text)
+                continue
+            value = values.get(text)
+            if value is None:
+                return None
+            out.append(_to_url(conv, value))
+        return "".join(out)
+
     def build(self, values: Mapping[str, Any], append_unknown: bool = True) -> str:
         """The URL path (and query string for values the rule does not take)."""
         if not values and not self.arguments:
@@ -218,8 +235,13 @@ class Map:
         """Builds the path of the first suitable rule, or raises :class:`BuildError`.
         ``None`` values count as not given; a value its converter refuses
         (``int("x")``) raises that converter's ``ValueError``, as in Flask."""
+        rules = self._by_endpoint.get(endpoint, ())
+        if len(rules) == 1 and method is None:
+            url = rules[0].build_exact(values)
+            if url is not None:
+                return url
         values = {k: v for k, v in values.items() if v is not None}
-        for rule in self._by_endpoint.get(endpoint, ()):
+        for rule in rules:
             if rule.suitable_for(values, method):
                 return rule.build(values)
         raise BuildError(endpoint, values, method, self)

@@ -201,6 +201,9 @@ class SecureCookieSessionInterface(SessionInterface):
     serializer = TaggedJSONSerializer()
     session_class = SecureCookieSession
 
+    def __init__(self) -> None:
+        self._serializers: dict[Any, URLSafeTimedSerializer] = {}
+
     def get_signing_serializer(self, app: BustAPI) -> Optional[URLSafeTimedSerializer]:
         if not app.secret_key:
             return None
@@ -210,6 +213,22 @@ class SecureCookieSessionInterface(SessionInterface):
             keys.extend(fallbacks)
         # itsdangerous signs with the last key and accepts all of them.
         keys.reverse()
+        # Made once per set of keys, not per request: building one costs about as
+        # much as verifying a cookie. Keys are str or bytes, so the tuple hashes.
+        cache_key = (tuple(keys), self.salt, self.key_derivation, self.digest_method)
+        try:
+            return self._serializers[cache_key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable key: build it every time
+            return self._make_serializer(keys)
+        serializer = self._make_serializer(keys)
+        if len(self._serializers) > 16:  # keys rotate rarely; never grow without bound
+            self._serializers.clear()
+        self._serializers[cache_key] = serializer
+        return serializer
+
+    def _make_serializer(self, keys: list[Any]) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(
             keys,
             salt=self.salt,
