@@ -27,7 +27,8 @@
 //! [`FileBody::source`] and [`FileBody::plan`] and bypass the read loop.
 
 use crate::multipart::Piece;
-use crate::plan::{BodyPlan, ByteRange};
+use crate::plan::BodyPlan;
+use crate::range::ByteRange;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;

@@ -23,7 +23,7 @@
 //! guessable by whoever chose the file's content, with no extra dependency.
 //! Its length is fixed, so a HEAD response's `Content-Length` equals the GET's.
 
-use crate::plan::ByteRange;
+use crate::range::ByteRange;
 use bytes::Bytes;
 use http::HeaderValue;
 use std::collections::hash_map::RandomState;

@@ -28,6 +28,8 @@
 use crate::conditional::{self, Outcome};
 use crate::multipart::{content_range, Multipart};
 use crate::open::FileMeta;
+// Re-exported so `plan::ByteRange` keeps naming the type it always has.
+pub use crate::range::ByteRange;
 use crate::range::{self, ParsedRange};
 use crate::validators;
 use http::header::{
@@ -36,27 +38,6 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use std::time::SystemTime;
-
-/// A half-open byte range `[start, end)` of a representation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ByteRange {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-}
-
-impl ByteRange {
-    /// Number of bytes.
-    pub fn len(&self) -> u64 {
-        self.end.saturating_sub(self.start)
-    }
-
-    /// Whether the range selects no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.end <= self.start
-    }
-}
 
 /// What is being served, as far as HTTP semantics are concerned.
 #[derive(Debug, Clone)]
