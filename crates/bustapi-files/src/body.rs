@@ -76,7 +76,6 @@ enum Read {
 pub struct FileBody {
     source: Source,
     plan: BodyPlan,
-    total_len: u64,
     segments: VecDeque<Segment>,
     /// Bytes not yet yielded; `size_hint` is exact.
     remaining: u64,
@@ -88,20 +87,19 @@ pub struct FileBody {
 }
 
 impl FileBody {
-    /// A body producing `plan` from `source`, a representation of `total_len`
-    /// bytes (the length [`BodyPlan::Whole`] sends).
+    /// A body producing `plan` from `source`.
     ///
     /// Polling must happen inside a Tokio runtime for reads to run on the
     /// blocking pool; outside one, reads are done inline.
-    pub fn new(source: Source, plan: BodyPlan, total_len: u64) -> Self {
+    pub fn new(source: Source, plan: BodyPlan) -> Self {
         let mut segments = VecDeque::new();
         match &plan {
             BodyPlan::Empty => {}
-            BodyPlan::Whole => push_range(
+            BodyPlan::Whole(len) => push_range(
                 &mut segments,
                 ByteRange {
                     start: 0,
-                    end: total_len,
+                    end: *len,
                 },
             ),
             BodyPlan::Single(r) => push_range(&mut segments, *r),
@@ -124,7 +122,6 @@ impl FileBody {
         FileBody {
             source,
             plan,
-            total_len,
             segments,
             remaining,
             read: None,
@@ -151,11 +148,6 @@ impl FileBody {
     /// The plan this body streams.
     pub fn plan(&self) -> &BodyPlan {
         &self.plan
-    }
-
-    /// The representation length given to [`FileBody::new`].
-    pub fn total_len(&self) -> u64 {
-        self.total_len
     }
 
     /// Bytes not yet produced.
@@ -359,7 +351,6 @@ impl std::fmt::Debug for FileBody {
         f.debug_struct("FileBody")
             .field("source", &self.source)
             .field("plan", &self.plan)
-            .field("total_len", &self.total_len)
             .field("remaining", &self.remaining)
             .field("read_in_flight", &self.read.is_some())
             .field("chunk_size", &self.chunk_size)

@@ -38,7 +38,7 @@
 //!     let rep = Representation::for_file(&meta, content_type::guess(&path));
 //!     let plan = decide(req.method(), req.headers(), &rep, &Options::default());
 //!
-//!     let mut res = Response::new(FileBody::new(Source::File(Arc::new(file)), plan.body, rep.len));
+//!     let mut res = Response::new(FileBody::new(Source::File(Arc::new(file)), plan.body));
 //!     *res.status_mut() = plan.status;
 //!     *res.headers_mut() = plan.headers;
 //!     res

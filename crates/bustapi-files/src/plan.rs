@@ -113,17 +113,7 @@ pub struct Plan {
 impl Plan {
     /// Bytes the body will produce (0 for HEAD, 304, 412, 416).
     pub fn content_length(&self) -> u64 {
-        match &self.body {
-            // A whole-representation body is exactly what `Content-Length`
-            // announces; `decide` always sets it.
-            BodyPlan::Whole => self
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            other => other.content_length(0),
-        }
+        self.body.content_length()
     }
 }
 
@@ -132,8 +122,9 @@ impl Plan {
 pub enum BodyPlan {
     /// No body (HEAD, 304, 412, 416).
     Empty,
-    /// Bytes `0..len`.
-    Whole,
+    /// The whole representation: bytes `0..len`, `len` carried here so the
+    /// plan alone says which bytes to send.
+    Whole(u64),
     /// One range (206 with `Content-Range`).
     Single(ByteRange),
     /// Several ranges as `multipart/byteranges`.
@@ -141,11 +132,11 @@ pub enum BodyPlan {
 }
 
 impl BodyPlan {
-    /// Bytes this body produces for a representation of `total_len` bytes.
-    pub fn content_length(&self, total_len: u64) -> u64 {
+    /// Bytes this body produces.
+    pub fn content_length(&self) -> u64 {
         match self {
             BodyPlan::Empty => 0,
-            BodyPlan::Whole => total_len,
+            BodyPlan::Whole(len) => *len,
             BodyPlan::Single(r) => r.len(),
             BodyPlan::Multipart(m) => m.content_length(),
         }
@@ -265,7 +256,7 @@ fn whole(rep: &Representation, opts: &Options) -> Plan {
     Plan {
         status: StatusCode::OK,
         headers,
-        body: BodyPlan::Whole,
+        body: BodyPlan::Whole(rep.len),
     }
 }
 
@@ -445,7 +436,7 @@ mod tests {
     fn plain_get_is_200_with_complete_headers() {
         let p = get(&[]);
         assert_eq!(p.status, StatusCode::OK);
-        assert_eq!(p.body, BodyPlan::Whole);
+        assert_eq!(p.body, BodyPlan::Whole(10_000));
         assert_eq!(p.content_length(), 10_000);
         assert_eq!(header(&p, CONTENT_LENGTH), Some("10000"));
         assert_eq!(header(&p, CONTENT_TYPE), Some("video/mp4"));
@@ -559,7 +550,7 @@ mod tests {
             match want {
                 Ok => {
                     assert_eq!(p.status, StatusCode::OK, "{range}");
-                    assert_eq!(p.body, Whole, "{range}");
+                    assert_eq!(p.body, Whole(10_000), "{range}");
                     assert!(p.headers.get(CONTENT_RANGE).is_none(), "{range}");
                 }
                 Partial(want) => {
@@ -624,7 +615,10 @@ mod tests {
             &rep(10_000),
             &Options::default(),
         );
-        assert_eq!((p.status, p.body), (StatusCode::OK, BodyPlan::Whole));
+        assert_eq!(
+            (p.status, p.body),
+            (StatusCode::OK, BodyPlan::Whole(10_000))
+        );
         let two = req(&[("range", "bytes=0-1"), ("range", "bytes=2-3")]);
         let p = decide(&Method::GET, &two, &rep(10_000), &Options::default());
         assert_eq!(p.status, StatusCode::OK, "repeated Range is ignored");
@@ -754,7 +748,7 @@ mod tests {
             &rep(10),
             &no_ranges,
         );
-        assert_eq!((p.status, &p.body), (StatusCode::OK, &BodyPlan::Whole));
+        assert_eq!((p.status, &p.body), (StatusCode::OK, &BodyPlan::Whole(10)));
         assert_eq!(header(&p, ACCEPT_RANGES), Some("none"));
 
         let no_cond = Options {

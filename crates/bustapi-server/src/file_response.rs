@@ -425,7 +425,7 @@ fn plan_response(
     };
     *response.headers_mut() = plan.headers;
     if !matches!(plan.body, bustapi_files::BodyPlan::Empty) {
-        *response.body_mut() = Body::File(Box::new(FileBody::new(source, plan.body, rep.len)));
+        *response.body_mut() = Body::File(Box::new(FileBody::new(source, plan.body)));
     }
     response
 }

@@ -399,9 +399,9 @@ impl SendfileBody {
         let mut segments = VecDeque::new();
         match body.plan() {
             BodyPlan::Empty => return None,
-            BodyPlan::Whole => segments.push_back(Segment::Range(ByteRange {
+            BodyPlan::Whole(len) => segments.push_back(Segment::Range(ByteRange {
                 start: 0,
-                end: body.total_len(),
+                end: *len,
             })),
             BodyPlan::Single(r) => segments.push_back(Segment::Range(*r)),
             BodyPlan::Multipart(m) => {
