@@ -24,11 +24,10 @@
 //! blocking thread and then drops its handle to the file.
 //!
 //! Servers that can use `sendfile(2)` for plain connections can inspect
-//! [`FileBody::source`] and [`FileBody::plan`] and bypass the read loop.
+//! [`FileBody::source`] and [`FileBody::plan`] and bypass the read loop,
+//! sending the plan's [`BodyPlan::pieces`] exactly as this body would.
 
-use crate::multipart::Piece;
-use crate::plan::BodyPlan;
-use crate::range::ByteRange;
+use crate::plan::{BodyPlan, Piece};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
@@ -55,15 +54,6 @@ pub enum Source {
     Bytes(Bytes),
 }
 
-/// One piece of what remains to be sent.
-#[derive(Debug)]
-enum Segment {
-    /// Multipart delimiters and part headers.
-    Framing(Bytes),
-    /// Bytes of the source still to send (shrinks from the front).
-    Range(ByteRange),
-}
-
 /// A read of the front range, started but not yet delivered.
 enum Read {
     /// On the blocking pool.
@@ -76,7 +66,9 @@ enum Read {
 pub struct FileBody {
     source: Source,
     plan: BodyPlan,
-    segments: VecDeque<Segment>,
+    /// What remains to be sent, from [`BodyPlan::pieces`]; the front range
+    /// shrinks as its bytes go out.
+    pieces: VecDeque<Piece>,
     /// Bytes not yet yielded; `size_hint` is exact.
     remaining: u64,
     read: Option<Read>,
@@ -92,38 +84,11 @@ impl FileBody {
     /// Polling must happen inside a Tokio runtime for reads to run on the
     /// blocking pool; outside one, reads are done inline.
     pub fn new(source: Source, plan: BodyPlan) -> Self {
-        let mut segments = VecDeque::new();
-        match &plan {
-            BodyPlan::Empty => {}
-            BodyPlan::Whole(len) => push_range(
-                &mut segments,
-                ByteRange {
-                    start: 0,
-                    end: *len,
-                },
-            ),
-            BodyPlan::Single(r) => push_range(&mut segments, *r),
-            BodyPlan::Multipart(m) => {
-                for piece in m.pieces() {
-                    match piece {
-                        Piece::Framing(b) => segments.push_back(Segment::Framing(b.clone())),
-                        Piece::Range(r) => push_range(&mut segments, r),
-                    }
-                }
-            }
-        }
-        let remaining = segments
-            .iter()
-            .map(|s| match s {
-                Segment::Framing(b) => b.len() as u64,
-                Segment::Range(r) => r.len(),
-            })
-            .sum();
         FileBody {
             source,
+            pieces: plan.pieces().collect(),
+            remaining: plan.content_length(),
             plan,
-            segments,
-            remaining,
             read: None,
             chunk_size: CHUNK_SIZE,
             read_ahead: true,
@@ -155,20 +120,20 @@ impl FileBody {
         self.remaining
     }
 
-    /// Marks `n` bytes of the front segment as sent.
+    /// Marks `n` bytes of the front piece as sent.
     fn advance(&mut self, n: u64) {
         self.remaining -= n;
-        match self.segments.front_mut() {
-            Some(Segment::Range(r)) if r.len() > n => r.start += n,
+        match self.pieces.front_mut() {
+            Some(Piece::Range(r)) if r.len() > n => r.start += n,
             _ => {
-                self.segments.pop_front();
+                self.pieces.pop_front();
             }
         }
     }
 
     /// After an error nothing more is sent; hyper aborts the connection.
     fn fail(&mut self, e: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        self.segments.clear();
+        self.pieces.clear();
         self.remaining = 0;
         self.read = None;
         Poll::Ready(Some(Err(e)))
@@ -177,8 +142,8 @@ impl FileBody {
     /// Starts reading the next chunk of the front range, if the front is a
     /// file range and no read is in flight.
     fn start_read(&mut self) {
-        let (None, Source::File(file), Some(Segment::Range(r))) =
-            (&self.read, &self.source, self.segments.front())
+        let (None, Source::File(file), Some(Piece::Range(r))) =
+            (&self.read, &self.source, self.pieces.front())
         else {
             return;
         };
@@ -195,13 +160,6 @@ impl FileBody {
             Ok(rt) => Read::Pending(rt.spawn_blocking(move || read_chunk(&file, offset, want))),
             Err(_) => Read::Done(read_chunk(&file, offset, want)),
         });
-    }
-}
-
-/// Zero-length ranges would produce empty frames; they are never queued.
-fn push_range(segments: &mut VecDeque<Segment>, r: ByteRange) {
-    if !r.is_empty() {
-        segments.push_back(Segment::Range(r));
     }
 }
 
@@ -303,10 +261,10 @@ impl Body for FileBody {
                 };
             }
 
-            let front = match this.segments.front() {
+            let front = match this.pieces.front() {
                 None => return Poll::Ready(None),
-                Some(Segment::Framing(b)) => Ok(b.clone()),
-                Some(Segment::Range(r)) => Err(*r),
+                Some(Piece::Framing(b)) => Ok(b.clone()),
+                Some(Piece::Range(r)) => Err(*r),
             };
             match (front, &this.source) {
                 (Ok(framing), _) => {

@@ -59,7 +59,7 @@ pub mod validators;
 pub use body::{FileBody, Source};
 pub use disposition::{content_disposition, DispositionType};
 pub use open::{file_meta, open_file, FileMeta, OpenError};
-pub use plan::{decide, BodyPlan, Options, Plan, Representation};
+pub use plan::{decide, BodyPlan, Options, Piece, Plan, Representation};
 pub use range::ByteRange;
 pub use safe_path::{
     is_servable_name, resolve, resolve_url_path, resolve_url_path_detailed, PathError, PathPolicy,

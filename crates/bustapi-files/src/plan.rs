@@ -32,6 +32,7 @@ use crate::open::FileMeta;
 pub use crate::range::ByteRange;
 use crate::range::{self, ParsedRange};
 use crate::validators;
+use bytes::Bytes;
 use http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE,
     LAST_MODIFIED, RANGE, TRANSFER_ENCODING,
@@ -141,6 +142,40 @@ impl BodyPlan {
             BodyPlan::Multipart(m) => m.content_length(),
         }
     }
+
+    /// The body as pieces, in the order they are sent, with empty ranges left
+    /// out (they would become empty frames). This is the one place a plan is
+    /// cut into what to copy and what to read: [`crate::FileBody`] and a
+    /// server's own writer (BustAPI's sendfile body) both stream these, so they
+    /// cannot disagree about which bytes a plan sends.
+    pub fn pieces(&self) -> impl Iterator<Item = Piece> + '_ {
+        let (range, multipart) = match self {
+            BodyPlan::Empty => (None, None),
+            BodyPlan::Whole(len) => (
+                Some(ByteRange {
+                    start: 0,
+                    end: *len,
+                }),
+                None,
+            ),
+            BodyPlan::Single(r) => (Some(*r), None),
+            BodyPlan::Multipart(m) => (None, Some(m.pieces())),
+        };
+        range
+            .map(Piece::Range)
+            .into_iter()
+            .chain(multipart.into_iter().flatten())
+            .filter(|p| !matches!(p, Piece::Range(r) if r.is_empty()))
+    }
+}
+
+/// One piece of a planned body, see [`BodyPlan::pieces`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Multipart delimiters and part headers, sent as they are.
+    Framing(Bytes),
+    /// Bytes of the representation, to be read from the source.
+    Range(ByteRange),
 }
 
 /// Decides the response to `method` with `request` headers for `rep`.
@@ -418,6 +453,57 @@ mod tests {
 
     fn header(p: &Plan, name: HeaderName) -> Option<&str> {
         p.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Lengths of a plan's pieces, framing as `F(n)` and ranges as `R(start, end)`.
+    fn piece_shapes(body: &BodyPlan) -> Vec<String> {
+        body.pieces()
+            .map(|p| match p {
+                Piece::Framing(b) => format!("F({})", b.len()),
+                Piece::Range(r) => format!("R({}, {})", r.start, r.end),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pieces_cut_every_plan_and_leave_out_empty_ranges() {
+        assert!(piece_shapes(&BodyPlan::Empty).is_empty());
+        // Nothing to send must not become an empty frame.
+        assert!(piece_shapes(&BodyPlan::Whole(0)).is_empty());
+        assert!(piece_shapes(&BodyPlan::Single(r(7, 7))).is_empty());
+        assert_eq!(piece_shapes(&BodyPlan::Whole(10)), ["R(0, 10)"]);
+        assert_eq!(piece_shapes(&BodyPlan::Single(r(2, 5))), ["R(2, 5)"]);
+        let multi = Multipart::with_boundary(
+            "B".into(),
+            &[r(0, 1), r(8, 10)],
+            &HeaderValue::from_static("text/plain"),
+            10,
+        );
+        let shapes = piece_shapes(&BodyPlan::Multipart(multi));
+        assert_eq!(shapes.len(), 5, "{shapes:?}");
+        assert_eq!(
+            (shapes[1].as_str(), shapes[3].as_str()),
+            ("R(0, 1)", "R(8, 10)")
+        );
+        // Whatever the request, the pieces add up to the planned length.
+        for range in [
+            "",
+            "bytes=0-",
+            "bytes=-1",
+            "bytes=0-0,-1",
+            "bytes=1-2,5-9,100-",
+        ] {
+            let p = get(&[("range", range)]);
+            let sum: u64 = p
+                .body
+                .pieces()
+                .map(|piece| match piece {
+                    Piece::Framing(b) => b.len() as u64,
+                    Piece::Range(r) => r.len(),
+                })
+                .sum();
+            assert_eq!(sum, p.content_length(), "{range}");
+        }
     }
 
     /// Every header value of the plan except the named ones, for comparisons.

@@ -33,8 +33,7 @@
 //! This path is used only for HTTP/1.x over plain TCP on Linux ([`AVAILABLE`]);
 //! TLS, HTTP/2 and other systems use the ordinary read-and-copy body.
 
-use bustapi_files::multipart::Piece;
-use bustapi_files::{BodyPlan, ByteRange, FileBody, Source};
+use bustapi_files::{FileBody, Piece, Source};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use memchr::memmem::Finder;
@@ -373,15 +372,12 @@ impl AsyncWrite for FileSink {
     }
 }
 
-enum Segment {
-    Framing(Bytes),
-    Range(ByteRange),
-}
-
 /// A file body that yields placeholder frames and queues their ranges on the slot.
 pub struct SendfileBody {
     file: Arc<File>,
-    segments: VecDeque<Segment>,
+    /// What remains to be sent, from `BodyPlan::pieces` (as `FileBody` sends
+    /// it); the front range shrinks as its placeholder frames go out.
+    pieces: VecDeque<Piece>,
     remaining: u64,
     slot: Arc<Slot>,
 }
@@ -396,28 +392,9 @@ impl SendfileBody {
         if body.remaining() < SENDFILE_MIN {
             return None;
         }
-        let mut segments = VecDeque::new();
-        match body.plan() {
-            BodyPlan::Empty => return None,
-            BodyPlan::Whole(len) => segments.push_back(Segment::Range(ByteRange {
-                start: 0,
-                end: *len,
-            })),
-            BodyPlan::Single(r) => segments.push_back(Segment::Range(*r)),
-            BodyPlan::Multipart(m) => {
-                for piece in m.pieces() {
-                    segments.push_back(match piece {
-                        Piece::Framing(b) => Segment::Framing(b.clone()),
-                        Piece::Range(r) => Segment::Range(r),
-                    });
-                }
-            }
-        }
-        // An empty range would become an empty frame: skip it.
-        segments.retain(|s| !matches!(s, Segment::Range(r) if r.is_empty()));
         Some(SendfileBody {
             file: Arc::clone(file),
-            segments,
+            pieces: body.plan().pieces().collect(),
             remaining: body.remaining(),
             slot: Arc::clone(slot),
         })
@@ -433,25 +410,25 @@ impl http_body::Body for SendfileBody {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        let frame = match this.segments.front_mut() {
+        let frame = match this.pieces.front_mut() {
             None => return Poll::Ready(None),
-            Some(Segment::Framing(_)) => match this.segments.pop_front() {
-                Some(Segment::Framing(b)) => b,
+            Some(Piece::Framing(_)) => match this.pieces.pop_front() {
+                Some(Piece::Framing(b)) => b,
                 _ => unreachable!("front was framing"),
             },
-            Some(Segment::Range(r)) => {
+            Some(Piece::Range(r)) => {
                 let n = r.len().min(MARKER_LEN as u64) as usize;
                 let r_start = r.start;
                 r.start += n as u64;
                 if r.is_empty() {
-                    this.segments.pop_front();
+                    this.pieces.pop_front();
                 }
                 let job = Job {
                     file: Arc::clone(&this.file),
                     offset: r_start,
                     len: n,
                     done: 0,
-                    more: this.segments.iter().any(|s| matches!(s, Segment::Range(_))),
+                    more: this.pieces.iter().any(|s| matches!(s, Piece::Range(_))),
                 };
                 match this.slot.jobs() {
                     Ok(jobs) if jobs.len() >= MAX_JOBS => {
@@ -511,7 +488,7 @@ mod tests {
     fn whole_body(file: &Arc<File>, len: u64, slot: &Arc<Slot>) -> SendfileBody {
         SendfileBody {
             file: Arc::clone(file),
-            segments: VecDeque::from([Segment::Range(ByteRange { start: 0, end: len })]),
+            pieces: bustapi_files::BodyPlan::Whole(len).pieces().collect(),
             remaining: len,
             slot: Arc::clone(slot),
         }
