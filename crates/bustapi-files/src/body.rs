@@ -47,7 +47,7 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 
 /// Where the representation's bytes come from.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum BodySource {
     /// An open file, read with positioned reads (shared, never seeked).
     File(Arc<File>),
     /// Bytes already in memory; ranges are zero-copy slices.
@@ -62,9 +62,9 @@ enum Read {
     Done(io::Result<Bytes>),
 }
 
-/// Streams the bytes a [`BodyPlan`] selects from a [`Source`].
+/// Streams the bytes a [`BodyPlan`] selects from a [`BodySource`].
 pub struct FileBody {
-    source: Source,
+    source: BodySource,
     plan: BodyPlan,
     /// What remains to be sent, from [`BodyPlan::pieces`]; the front range
     /// shrinks as its bytes go out.
@@ -83,7 +83,7 @@ impl FileBody {
     ///
     /// Polling must happen inside a Tokio runtime for reads to run on the
     /// blocking pool; outside one, reads are done inline.
-    pub fn new(source: Source, plan: BodyPlan) -> Self {
+    pub fn new(source: BodySource, plan: BodyPlan) -> Self {
         FileBody {
             source,
             pieces: plan.pieces().collect(),
@@ -106,7 +106,7 @@ impl FileBody {
     }
 
     /// The source (e.g. to `sendfile` from the file instead of polling).
-    pub fn source(&self) -> &Source {
+    pub fn source(&self) -> &BodySource {
         &self.source
     }
 
@@ -142,7 +142,7 @@ impl FileBody {
     /// Starts reading the next chunk of the front range, if the front is a
     /// file range and no read is in flight.
     fn start_read(&mut self) {
-        let (None, Source::File(file), Some(Piece::Range(r))) =
+        let (None, BodySource::File(file), Some(Piece::Range(r))) =
             (&self.read, &self.source, self.pieces.front())
         else {
             return;
@@ -274,7 +274,7 @@ impl Body for FileBody {
                     }
                     return Poll::Ready(Some(Ok(Frame::data(framing))));
                 }
-                (Err(r), Source::Bytes(bytes)) => {
+                (Err(r), BodySource::Bytes(bytes)) => {
                     if r.end > bytes.len() as u64 {
                         return this.fail(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -290,7 +290,7 @@ impl Body for FileBody {
                     this.advance(r.len());
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
-                (Err(_), Source::File(_)) => this.start_read(),
+                (Err(_), BodySource::File(_)) => this.start_read(),
             }
         }
     }

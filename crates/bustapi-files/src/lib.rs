@@ -24,7 +24,7 @@
 //!
 //! ```no_run
 //! use bustapi_files::{content_type, decide, open_file, resolve_url_path};
-//! use bustapi_files::{FileBody, Options, PathPolicy, Representation, Source};
+//! use bustapi_files::{BodySource, FileBody, Options, PathPolicy, Representation};
 //! use http::{Request, Response};
 //! use std::path::Path;
 //! use std::sync::Arc;
@@ -38,7 +38,7 @@
 //!     let rep = Representation::for_file(&meta, content_type::guess(&path));
 //!     let plan = decide(req.method(), req.headers(), &rep, &Options::default());
 //!
-//!     let mut res = Response::new(FileBody::new(Source::File(Arc::new(file)), plan.body));
+//!     let mut res = Response::new(FileBody::new(BodySource::File(Arc::new(file)), plan.body));
 //!     *res.status_mut() = plan.status;
 //!     *res.headers_mut() = plan.headers;
 //!     res
@@ -56,7 +56,7 @@ pub mod range;
 pub mod safe_path;
 pub mod validators;
 
-pub use body::{FileBody, Source};
+pub use body::{BodySource, FileBody};
 pub use disposition::{content_disposition, DispositionType};
 pub use open::{file_meta, open_file, FileMeta, OpenError};
 pub use plan::{decide, BodyPlan, Options, Piece, Plan, Representation};

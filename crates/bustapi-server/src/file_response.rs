@@ -9,8 +9,8 @@ use crate::file_cache::{CachedFile, FileCache};
 use crate::listing;
 use bustapi_files::{
     content_disposition, content_type, decide, open::file_meta, open_file, resolve,
-    resolve_url_path_detailed, validators, DispositionType, FileBody, FileMeta, OpenError, Options,
-    PathError, PathPolicy, Representation, Source,
+    resolve_url_path_detailed, validators, BodySource, DispositionType, FileBody, FileMeta,
+    OpenError, Options, PathError, PathPolicy, Representation,
 };
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, EXPIRES};
@@ -83,7 +83,7 @@ pub struct StaticMount {
 }
 
 struct Opened {
-    source: Source,
+    source: BodySource,
     meta: FileMeta,
     name: Option<PathBuf>,
     /// Validators can be derived from `meta` (a real file, even if its bytes are
@@ -94,8 +94,8 @@ struct Opened {
 impl Opened {
     fn from_cache(hit: &CachedFile) -> Self {
         let source = match &hit.content {
-            Some(bytes) => Source::Bytes(bytes.clone()),
-            None => Source::File(Arc::clone(&hit.file)),
+            Some(bytes) => BodySource::Bytes(bytes.clone()),
+            None => BodySource::File(Arc::clone(&hit.file)),
         };
         Opened {
             source,
@@ -142,7 +142,7 @@ impl From<OpenError> for OpenFailure {
 fn open_path(path: PathBuf) -> Result<Opened, OpenFailure> {
     let (file, meta) = open_file(&path)?;
     Ok(Opened {
-        source: Source::File(Arc::new(file)),
+        source: BodySource::File(Arc::new(file)),
         meta,
         name: Some(path),
         from_file: true,
@@ -160,7 +160,7 @@ fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFa
                 return Err(OpenError::IsDirectory.into());
             }
             Ok(Opened {
-                source: Source::File(Arc::new(file)),
+                source: BodySource::File(Arc::new(file)),
                 meta,
                 name: None,
                 from_file: true,
@@ -172,7 +172,7 @@ fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFa
                 modified: None,
                 is_dir: false,
             },
-            source: Source::Bytes(b),
+            source: BodySource::Bytes(b),
             name: None,
             from_file: false,
         }),
@@ -406,7 +406,7 @@ fn representation(
 fn plan_response(
     method: &Method,
     request_headers: &HeaderMap,
-    source: Source,
+    source: BodySource,
     rep: Representation,
     status: StatusCode,
     evaluate: bool,

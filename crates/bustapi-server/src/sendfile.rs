@@ -33,7 +33,7 @@
 //! This path is used only for HTTP/1.x over plain TCP on Linux ([`AVAILABLE`]);
 //! TLS, HTTP/2 and other systems use the ordinary read-and-copy body.
 
-use bustapi_files::{FileBody, Piece, Source};
+use bustapi_files::{BodySource, FileBody, Piece};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use memchr::memmem::Finder;
@@ -386,7 +386,7 @@ impl SendfileBody {
     /// Converts a planned file body, if it streams from a file (bytes held in
     /// memory are cheaper to send as they are) and is large enough to gain.
     pub fn from_file_body(body: &FileBody, slot: &Arc<Slot>) -> Option<Self> {
-        let Source::File(file) = body.source() else {
+        let BodySource::File(file) = body.source() else {
             return None;
         };
         if body.remaining() < SENDFILE_MIN {
