@@ -2,7 +2,7 @@
 //! and the ways to run its engine — on a socket (foreground or background) or
 //! in-process for the test client.
 
-use crate::executor::{InlineJobs, Job, PyDispatcher};
+use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
 use bustapi_files::PathPolicy;
 use bustapi_server::{Body, Config, Engine, Router, StaticMount};
 use bytes::Bytes;
@@ -324,7 +324,7 @@ impl CoreApp {
         remote_addr: &str,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let engine = self.engine(py)?;
-        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<ViewJob>();
         let mut builder = Request::builder()
             .method(method)
             .uri(target)
