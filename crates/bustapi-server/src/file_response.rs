@@ -19,8 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Where the bytes of a file response come from.
-pub enum FileSource {
+/// The file a view asks to send, as Flask's `send_file(path_or_file)` (and
+/// `send_from_directory`) take it: a path, or a file already open or in memory.
+pub enum PathOrFile {
     /// A path opened as given (the application chose it: `send_file`).
     Path(PathBuf),
     /// A path relative to a root, resolved safely (`send_from_directory`).
@@ -29,6 +30,22 @@ pub enum FileSource {
     Open(std::fs::File),
     /// Bytes held in memory (a `BytesIO`).
     Bytes(Bytes),
+}
+
+impl PathOrFile {
+    /// A copy for another response; an open file is duplicated (`dup`), so
+    /// each response reads through its own descriptor.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(match self {
+            PathOrFile::Path(p) => PathOrFile::Path(p.clone()),
+            PathOrFile::Under { root, rel } => PathOrFile::Under {
+                root: root.clone(),
+                rel: rel.clone(),
+            },
+            PathOrFile::Open(f) => PathOrFile::Open(f.try_clone()?),
+            PathOrFile::Bytes(b) => PathOrFile::Bytes(b.clone()),
+        })
+    }
 }
 
 /// A validator that can be derived from the file, switched off, or given.
@@ -42,7 +59,7 @@ pub enum Validator<T> {
 
 /// A view's description of a file response; the engine does the rest.
 pub struct FileSpec {
-    pub source: FileSource,
+    pub path_or_file: PathOrFile,
     /// Explicit media type; otherwise guessed from `type_hint_name` or the path.
     pub content_type: Option<HeaderValue>,
     /// A name to guess the type from when the source has none (download name).
@@ -59,7 +76,7 @@ pub struct FileSpec {
 impl FileSpec {
     pub fn path(path: impl Into<PathBuf>) -> Self {
         FileSpec {
-            source: FileSource::Path(path.into()),
+            path_or_file: PathOrFile::Path(path.into()),
             content_type: None,
             type_hint_name: None,
             disposition: None,
@@ -149,11 +166,11 @@ fn open_path(path: PathBuf) -> Result<Opened, OpenFailure> {
     })
 }
 
-fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFailure> {
-    match source {
-        FileSource::Path(p) => open_path(p),
-        FileSource::Under { root, rel } => open_path(resolve(&root, &rel, policy)?),
-        FileSource::Open(file) => {
+fn open(path_or_file: PathOrFile, policy: &PathPolicy) -> Result<Opened, OpenFailure> {
+    match path_or_file {
+        PathOrFile::Path(p) => open_path(p),
+        PathOrFile::Under { root, rel } => open_path(resolve(&root, &rel, policy)?),
+        PathOrFile::Open(file) => {
             let meta = file.metadata().map_err(OpenError::Io)?;
             let meta = file_meta(&meta);
             if meta.is_dir {
@@ -166,7 +183,7 @@ fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFa
                 from_file: true,
             })
         }
-        FileSource::Bytes(b) => Ok(Opened {
+        PathOrFile::Bytes(b) => Ok(Opened {
             meta: FileMeta {
                 len: b.len() as u64,
                 modified: None,
@@ -292,7 +309,7 @@ pub async fn serve_spec(
     mut headers: HeaderMap,
 ) -> Response<Body> {
     let FileSpec {
-        source,
+        path_or_file,
         content_type: explicit_type,
         type_hint_name,
         disposition,
@@ -301,7 +318,7 @@ pub async fn serve_spec(
         last_modified,
         max_age,
     } = spec;
-    let opened = blocking(move || open_source(source, &PathPolicy::default())).await;
+    let opened = blocking(move || open(path_or_file, &PathPolicy::default())).await;
     let opened = match opened {
         Ok(Ok(o)) => o,
         Ok(Err(f)) => return failure_response(f),

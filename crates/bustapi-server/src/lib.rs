@@ -47,6 +47,6 @@ pub use dispatch::{
     ChunkFuture, ChunkSource, Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse,
 };
 pub use engine::{Config, Engine};
-pub use file_response::{FileSource, FileSpec, StaticMount, Validator};
+pub use file_response::{FileSpec, PathOrFile, StaticMount, Validator};
 pub use router::{Converter, Match, Router, RuleError};
 pub use serve::{bind, serve};
