@@ -27,6 +27,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod connection;
 pub mod dispatch;
 pub mod engine;
 pub mod errors;

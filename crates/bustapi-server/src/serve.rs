@@ -5,6 +5,7 @@
 
 use crate::access_log::{self, Logged, Record, Traffic};
 use crate::body::Body;
+use crate::connection::Secure;
 use crate::engine::Engine;
 use crate::framing;
 use crate::framing_watch::{Conflicts, Watched};
@@ -99,10 +100,6 @@ async fn accept(
     let (stream, remote) = listener.accept().await?;
     Ok((stream, remote, permit))
 }
-
-/// Marks a request that arrived over TLS (a request extension).
-#[derive(Clone, Copy, Debug)]
-pub struct Secure;
 
 /// The per-connection service: access-log bookkeeping around `Engine::handle`.
 fn service(
