@@ -33,12 +33,15 @@ pub mod engine;
 pub mod errors;
 pub mod file_cache;
 pub mod file_response;
+pub mod file_spec;
 pub mod framing;
 pub mod framing_watch;
 pub mod listing;
+pub mod redirect;
 pub mod router;
 pub mod sendfile;
 pub mod serve;
+pub mod static_mount;
 pub mod tls;
 pub mod trim;
 pub mod write_timeout;
@@ -48,6 +51,7 @@ pub use dispatch::{
     ChunkFuture, ChunkSource, Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse,
 };
 pub use engine::{Config, Engine};
-pub use file_response::{FileSpec, PathOrFile, StaticMount, Validator};
+pub use file_spec::{FileSpec, PathOrFile, Validator};
 pub use router::{Converter, Match, Router, RuleError};
 pub use serve::{bind, serve};
+pub use static_mount::StaticMount;
