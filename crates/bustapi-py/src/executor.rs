@@ -12,7 +12,7 @@
 
 use crate::convert::{to_view_response, view_error};
 use crate::request::RequestData;
-use bustapi_server::{Dispatcher, Target, ViewFuture, ViewRequest, ViewResponse};
+use bustapi_server::{Converter, Dispatcher, Target, ViewFuture, ViewRequest, ViewResponse};
 use crossbeam_channel::{Receiver, Sender};
 use http::StatusCode;
 use pyo3::prelude::*;
@@ -95,6 +95,17 @@ fn worker(rx: &Receiver<ViewJob>, dispatch: &Py<PyAny>) {
     }
 }
 
+/// The name the Python side converts a URL parameter's value with (`int`,
+/// `float`, `uuid`, `str`); the engine only checked that the value fits.
+fn python_kind(converter: Converter) -> &'static str {
+    match converter {
+        Converter::Int => "int",
+        Converter::Float => "float",
+        Converter::Uuid => "uuid",
+        Converter::String | Converter::Path => "str",
+    }
+}
+
 fn run_view(py: Python<'_>, dispatch: &Py<PyAny>, request: &ViewRequest) -> ViewResponse {
     let call = || -> PyResult<ViewResponse> {
         let (endpoint, status) = match request.target {
@@ -106,7 +117,7 @@ fn run_view(py: Python<'_>, dispatch: &Py<PyAny>, request: &ViewRequest) -> View
             request
                 .params
                 .iter()
-                .map(|(n, v, c)| (n.as_str(), v.as_str(), c.python_kind())),
+                .map(|(n, v, c)| (n.as_str(), v.as_str(), python_kind(*c))),
         )?;
         let data = Bound::new(py, RequestData::from_view(request))?;
         let result = dispatch.bind(py).call1((data, endpoint, params, status))?;
