@@ -3,8 +3,7 @@
 //! in-process for the test client.
 
 use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
-use bustapi_files::PathPolicy;
-use bustapi_server::{Body, Config, Engine, Router, StaticMount};
+use bustapi_server::{Body, Config, Engine, PathPolicy, Router, StaticMount};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};

@@ -3,8 +3,7 @@
 //! Validated when constructed, so a wrong argument fails at the Python call site
 //! with a clear exception, not later as a broken response.
 
-use bustapi_files::DispositionType;
-use bustapi_server::{FileSpec, PathOrFile, Validator};
+use bustapi_server::{DispositionType, FileSpec, PathOrFile, Validator};
 use bytes::Bytes;
 use http::HeaderValue;
 use pyo3::exceptions::{PyTypeError, PyValueError};
