@@ -18,7 +18,8 @@
 //!
 //! Deciding is separate from streaming so that the rules can be table-tested
 //! against the RFC without any IO, and so a server can stream a plan its own
-//! way (e.g. with `sendfile`).
+//! way (e.g. with `sendfile`): [`BodyPlan::pieces`] cuts a plan into framing
+//! bytes and byte ranges, the same pieces [`FileBody`] sends.
 //!
 //! # Example
 //!
