@@ -24,10 +24,10 @@
 //! blocking thread and then drops its handle to the file.
 //!
 //! Servers that can use `sendfile(2)` for plain connections can inspect
-//! [`FileBody::source`] and [`FileBody::plan`] and bypass the read loop.
+//! [`FileBody::source`] and [`FileBody::plan`] and bypass the read loop,
+//! sending the plan's [`BodyPlan::pieces`] exactly as this body would.
 
-use crate::multipart::Piece;
-use crate::plan::{BodyPlan, ByteRange};
+use crate::plan::{BodyPlan, Piece};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
@@ -47,20 +47,11 @@ pub const CHUNK_SIZE: usize = 256 * 1024;
 
 /// Where the representation's bytes come from.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub enum BodySource {
     /// An open file, read with positioned reads (shared, never seeked).
     File(Arc<File>),
     /// Bytes already in memory; ranges are zero-copy slices.
     Bytes(Bytes),
-}
-
-/// One piece of what remains to be sent.
-#[derive(Debug)]
-enum Segment {
-    /// Multipart delimiters and part headers.
-    Framing(Bytes),
-    /// Bytes of the source still to send (shrinks from the front).
-    Range(ByteRange),
 }
 
 /// A read of the front range, started but not yet delivered.
@@ -71,12 +62,13 @@ enum Read {
     Done(io::Result<Bytes>),
 }
 
-/// Streams the bytes a [`BodyPlan`] selects from a [`Source`].
+/// Streams the bytes a [`BodyPlan`] selects from a [`BodySource`].
 pub struct FileBody {
-    source: Source,
+    source: BodySource,
     plan: BodyPlan,
-    total_len: u64,
-    segments: VecDeque<Segment>,
+    /// What remains to be sent, from [`BodyPlan::pieces`]; the front range
+    /// shrinks as its bytes go out.
+    pieces: VecDeque<Piece>,
     /// Bytes not yet yielded; `size_hint` is exact.
     remaining: u64,
     read: Option<Read>,
@@ -87,45 +79,16 @@ pub struct FileBody {
 }
 
 impl FileBody {
-    /// A body producing `plan` from `source`, a representation of `total_len`
-    /// bytes (the length [`BodyPlan::Whole`] sends).
+    /// A body producing `plan` from `source`.
     ///
     /// Polling must happen inside a Tokio runtime for reads to run on the
     /// blocking pool; outside one, reads are done inline.
-    pub fn new(source: Source, plan: BodyPlan, total_len: u64) -> Self {
-        let mut segments = VecDeque::new();
-        match &plan {
-            BodyPlan::Empty => {}
-            BodyPlan::Whole => push_range(
-                &mut segments,
-                ByteRange {
-                    start: 0,
-                    end: total_len,
-                },
-            ),
-            BodyPlan::Single(r) => push_range(&mut segments, *r),
-            BodyPlan::Multipart(m) => {
-                for piece in m.pieces() {
-                    match piece {
-                        Piece::Framing(b) => segments.push_back(Segment::Framing(b.clone())),
-                        Piece::Range(r) => push_range(&mut segments, r),
-                    }
-                }
-            }
-        }
-        let remaining = segments
-            .iter()
-            .map(|s| match s {
-                Segment::Framing(b) => b.len() as u64,
-                Segment::Range(r) => r.len(),
-            })
-            .sum();
+    pub fn new(source: BodySource, plan: BodyPlan) -> Self {
         FileBody {
             source,
+            pieces: plan.pieces().collect(),
+            remaining: plan.content_length(),
             plan,
-            total_len,
-            segments,
-            remaining,
             read: None,
             chunk_size: CHUNK_SIZE,
             read_ahead: true,
@@ -143,7 +106,7 @@ impl FileBody {
     }
 
     /// The source (e.g. to `sendfile` from the file instead of polling).
-    pub fn source(&self) -> &Source {
+    pub fn source(&self) -> &BodySource {
         &self.source
     }
 
@@ -152,30 +115,25 @@ impl FileBody {
         &self.plan
     }
 
-    /// The representation length given to [`FileBody::new`].
-    pub fn total_len(&self) -> u64 {
-        self.total_len
-    }
-
     /// Bytes not yet produced.
     pub fn remaining(&self) -> u64 {
         self.remaining
     }
 
-    /// Marks `n` bytes of the front segment as sent.
+    /// Marks `n` bytes of the front piece as sent.
     fn advance(&mut self, n: u64) {
         self.remaining -= n;
-        match self.segments.front_mut() {
-            Some(Segment::Range(r)) if r.len() > n => r.start += n,
+        match self.pieces.front_mut() {
+            Some(Piece::Range(r)) if r.len() > n => r.start += n,
             _ => {
-                self.segments.pop_front();
+                self.pieces.pop_front();
             }
         }
     }
 
     /// After an error nothing more is sent; hyper aborts the connection.
     fn fail(&mut self, e: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        self.segments.clear();
+        self.pieces.clear();
         self.remaining = 0;
         self.read = None;
         Poll::Ready(Some(Err(e)))
@@ -184,8 +142,8 @@ impl FileBody {
     /// Starts reading the next chunk of the front range, if the front is a
     /// file range and no read is in flight.
     fn start_read(&mut self) {
-        let (None, Source::File(file), Some(Segment::Range(r))) =
-            (&self.read, &self.source, self.segments.front())
+        let (None, BodySource::File(file), Some(Piece::Range(r))) =
+            (&self.read, &self.source, self.pieces.front())
         else {
             return;
         };
@@ -202,13 +160,6 @@ impl FileBody {
             Ok(rt) => Read::Pending(rt.spawn_blocking(move || read_chunk(&file, offset, want))),
             Err(_) => Read::Done(read_chunk(&file, offset, want)),
         });
-    }
-}
-
-/// Zero-length ranges would produce empty frames; they are never queued.
-fn push_range(segments: &mut VecDeque<Segment>, r: ByteRange) {
-    if !r.is_empty() {
-        segments.push_back(Segment::Range(r));
     }
 }
 
@@ -310,10 +261,10 @@ impl Body for FileBody {
                 };
             }
 
-            let front = match this.segments.front() {
+            let front = match this.pieces.front() {
                 None => return Poll::Ready(None),
-                Some(Segment::Framing(b)) => Ok(b.clone()),
-                Some(Segment::Range(r)) => Err(*r),
+                Some(Piece::Framing(b)) => Ok(b.clone()),
+                Some(Piece::Range(r)) => Err(*r),
             };
             match (front, &this.source) {
                 (Ok(framing), _) => {
@@ -323,7 +274,7 @@ impl Body for FileBody {
                     }
                     return Poll::Ready(Some(Ok(Frame::data(framing))));
                 }
-                (Err(r), Source::Bytes(bytes)) => {
+                (Err(r), BodySource::Bytes(bytes)) => {
                     if r.end > bytes.len() as u64 {
                         return this.fail(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -339,7 +290,7 @@ impl Body for FileBody {
                     this.advance(r.len());
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
-                (Err(_), Source::File(_)) => this.start_read(),
+                (Err(_), BodySource::File(_)) => this.start_read(),
             }
         }
     }
@@ -358,7 +309,6 @@ impl std::fmt::Debug for FileBody {
         f.debug_struct("FileBody")
             .field("source", &self.source)
             .field("plan", &self.plan)
-            .field("total_len", &self.total_len)
             .field("remaining", &self.remaining)
             .field("read_in_flight", &self.read.is_some())
             .field("chunk_size", &self.chunk_size)

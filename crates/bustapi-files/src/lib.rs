@@ -18,13 +18,14 @@
 //!
 //! Deciding is separate from streaming so that the rules can be table-tested
 //! against the RFC without any IO, and so a server can stream a plan its own
-//! way (e.g. with `sendfile`).
+//! way (e.g. with `sendfile`): [`BodyPlan::pieces`] cuts a plan into framing
+//! bytes and byte ranges, the same pieces [`FileBody`] sends.
 //!
 //! # Example
 //!
 //! ```no_run
 //! use bustapi_files::{content_type, decide, open_file, resolve_url_path};
-//! use bustapi_files::{FileBody, Options, PathPolicy, Representation, Source};
+//! use bustapi_files::{BodySource, FileBody, Options, PathPolicy, Representation};
 //! use http::{Request, Response};
 //! use std::path::Path;
 //! use std::sync::Arc;
@@ -38,7 +39,7 @@
 //!     let rep = Representation::for_file(&meta, content_type::guess(&path));
 //!     let plan = decide(req.method(), req.headers(), &rep, &Options::default());
 //!
-//!     let mut res = Response::new(FileBody::new(Source::File(Arc::new(file)), plan.body, rep.len));
+//!     let mut res = Response::new(FileBody::new(BodySource::File(Arc::new(file)), plan.body));
 //!     *res.status_mut() = plan.status;
 //!     *res.headers_mut() = plan.headers;
 //!     res
@@ -56,10 +57,11 @@ pub mod range;
 pub mod safe_path;
 pub mod validators;
 
-pub use body::{FileBody, Source};
+pub use body::{BodySource, FileBody};
 pub use disposition::{content_disposition, DispositionType};
 pub use open::{file_meta, open_file, FileMeta, OpenError};
-pub use plan::{decide, BodyPlan, ByteRange, Options, Plan, Representation};
+pub use plan::{decide, BodyPlan, Options, Piece, Plan, Representation};
+pub use range::ByteRange;
 pub use safe_path::{
     is_servable_name, resolve, resolve_url_path, resolve_url_path_detailed, PathError, PathPolicy,
     Resolved,

@@ -23,7 +23,9 @@
 //! guessable by whoever chose the file's content, with no extra dependency.
 //! Its length is fixed, so a HEAD response's `Content-Length` equals the GET's.
 
-use crate::plan::ByteRange;
+use crate::range::ByteRange;
+// Re-exported so `multipart::Piece` keeps naming the type it always has.
+pub use crate::plan::Piece;
 use bytes::Bytes;
 use http::HeaderValue;
 use std::collections::hash_map::RandomState;
@@ -128,21 +130,13 @@ impl Multipart {
 
     /// The body as a sequence of pieces, in order: framing bytes and ranges of
     /// the representation. A body writer copies `Framing` and reads `Range`.
-    pub fn pieces(&self) -> impl Iterator<Item = Piece<'_>> + '_ {
+    /// (Framing bytes are shared, not copied: cloning `Bytes` is a refcount.)
+    pub fn pieces(&self) -> impl Iterator<Item = Piece> + '_ {
         self.parts
             .iter()
-            .flat_map(|p| [Piece::Framing(&p.header), Piece::Range(p.range)])
-            .chain(std::iter::once(Piece::Framing(&self.closing)))
+            .flat_map(|p| [Piece::Framing(p.header.clone()), Piece::Range(p.range)])
+            .chain(std::iter::once(Piece::Framing(self.closing.clone())))
     }
-}
-
-/// A piece of a multipart body, see [`Multipart::pieces`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Piece<'a> {
-    /// Delimiters and part headers.
-    Framing(&'a Bytes),
-    /// Bytes of the representation.
-    Range(ByteRange),
 }
 
 /// `bytes first-last/complete` for a non-empty range (inclusive positions).
@@ -185,7 +179,7 @@ mod tests {
         let mut body = Vec::new();
         for piece in m.pieces() {
             match piece {
-                Piece::Framing(b) => body.extend_from_slice(b),
+                Piece::Framing(b) => body.extend_from_slice(&b),
                 Piece::Range(r) => body.extend_from_slice(&data[r.start as usize..r.end as usize]),
             }
         }

@@ -28,35 +28,17 @@
 use crate::conditional::{self, Outcome};
 use crate::multipart::{content_range, Multipart};
 use crate::open::FileMeta;
+// Re-exported so `plan::ByteRange` keeps naming the type it always has.
+pub use crate::range::ByteRange;
 use crate::range::{self, ParsedRange};
 use crate::validators;
+use bytes::Bytes;
 use http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE,
     LAST_MODIFIED, RANGE, TRANSFER_ENCODING,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use std::time::SystemTime;
-
-/// A half-open byte range `[start, end)` of a representation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ByteRange {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-}
-
-impl ByteRange {
-    /// Number of bytes.
-    pub fn len(&self) -> u64 {
-        self.end.saturating_sub(self.start)
-    }
-
-    /// Whether the range selects no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.end <= self.start
-    }
-}
 
 /// What is being served, as far as HTTP semantics are concerned.
 #[derive(Debug, Clone)]
@@ -132,17 +114,7 @@ pub struct Plan {
 impl Plan {
     /// Bytes the body will produce (0 for HEAD, 304, 412, 416).
     pub fn content_length(&self) -> u64 {
-        match &self.body {
-            // A whole-representation body is exactly what `Content-Length`
-            // announces; `decide` always sets it.
-            BodyPlan::Whole => self
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-            other => other.content_length(0),
-        }
+        self.body.content_length()
     }
 }
 
@@ -151,8 +123,9 @@ impl Plan {
 pub enum BodyPlan {
     /// No body (HEAD, 304, 412, 416).
     Empty,
-    /// Bytes `0..len`.
-    Whole,
+    /// The whole representation: bytes `0..len`, `len` carried here so the
+    /// plan alone says which bytes to send.
+    Whole(u64),
     /// One range (206 with `Content-Range`).
     Single(ByteRange),
     /// Several ranges as `multipart/byteranges`.
@@ -160,15 +133,49 @@ pub enum BodyPlan {
 }
 
 impl BodyPlan {
-    /// Bytes this body produces for a representation of `total_len` bytes.
-    pub fn content_length(&self, total_len: u64) -> u64 {
+    /// Bytes this body produces.
+    pub fn content_length(&self) -> u64 {
         match self {
             BodyPlan::Empty => 0,
-            BodyPlan::Whole => total_len,
+            BodyPlan::Whole(len) => *len,
             BodyPlan::Single(r) => r.len(),
             BodyPlan::Multipart(m) => m.content_length(),
         }
     }
+
+    /// The body as pieces, in the order they are sent, with empty ranges left
+    /// out (they would become empty frames). This is the one place a plan is
+    /// cut into what to copy and what to read: [`crate::FileBody`] and a
+    /// server's own writer (BustAPI's sendfile body) both stream these, so they
+    /// cannot disagree about which bytes a plan sends.
+    pub fn pieces(&self) -> impl Iterator<Item = Piece> + '_ {
+        let (range, multipart) = match self {
+            BodyPlan::Empty => (None, None),
+            BodyPlan::Whole(len) => (
+                Some(ByteRange {
+                    start: 0,
+                    end: *len,
+                }),
+                None,
+            ),
+            BodyPlan::Single(r) => (Some(*r), None),
+            BodyPlan::Multipart(m) => (None, Some(m.pieces())),
+        };
+        range
+            .map(Piece::Range)
+            .into_iter()
+            .chain(multipart.into_iter().flatten())
+            .filter(|p| !matches!(p, Piece::Range(r) if r.is_empty()))
+    }
+}
+
+/// One piece of a planned body, see [`BodyPlan::pieces`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Multipart delimiters and part headers, sent as they are.
+    Framing(Bytes),
+    /// Bytes of the representation, to be read from the source.
+    Range(ByteRange),
 }
 
 /// Decides the response to `method` with `request` headers for `rep`.
@@ -284,7 +291,7 @@ fn whole(rep: &Representation, opts: &Options) -> Plan {
     Plan {
         status: StatusCode::OK,
         headers,
-        body: BodyPlan::Whole,
+        body: BodyPlan::Whole(rep.len),
     }
 }
 
@@ -448,6 +455,57 @@ mod tests {
         p.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
+    /// Lengths of a plan's pieces, framing as `F(n)` and ranges as `R(start, end)`.
+    fn piece_shapes(body: &BodyPlan) -> Vec<String> {
+        body.pieces()
+            .map(|p| match p {
+                Piece::Framing(b) => format!("F({})", b.len()),
+                Piece::Range(r) => format!("R({}, {})", r.start, r.end),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pieces_cut_every_plan_and_leave_out_empty_ranges() {
+        assert!(piece_shapes(&BodyPlan::Empty).is_empty());
+        // Nothing to send must not become an empty frame.
+        assert!(piece_shapes(&BodyPlan::Whole(0)).is_empty());
+        assert!(piece_shapes(&BodyPlan::Single(r(7, 7))).is_empty());
+        assert_eq!(piece_shapes(&BodyPlan::Whole(10)), ["R(0, 10)"]);
+        assert_eq!(piece_shapes(&BodyPlan::Single(r(2, 5))), ["R(2, 5)"]);
+        let multi = Multipart::with_boundary(
+            "B".into(),
+            &[r(0, 1), r(8, 10)],
+            &HeaderValue::from_static("text/plain"),
+            10,
+        );
+        let shapes = piece_shapes(&BodyPlan::Multipart(multi));
+        assert_eq!(shapes.len(), 5, "{shapes:?}");
+        assert_eq!(
+            (shapes[1].as_str(), shapes[3].as_str()),
+            ("R(0, 1)", "R(8, 10)")
+        );
+        // Whatever the request, the pieces add up to the planned length.
+        for range in [
+            "",
+            "bytes=0-",
+            "bytes=-1",
+            "bytes=0-0,-1",
+            "bytes=1-2,5-9,100-",
+        ] {
+            let p = get(&[("range", range)]);
+            let sum: u64 = p
+                .body
+                .pieces()
+                .map(|piece| match piece {
+                    Piece::Framing(b) => b.len() as u64,
+                    Piece::Range(r) => r.len(),
+                })
+                .sum();
+            assert_eq!(sum, p.content_length(), "{range}");
+        }
+    }
+
     /// Every header value of the plan except the named ones, for comparisons.
     fn headers_except(p: &Plan, skip: &[HeaderName]) -> Vec<(String, String)> {
         let mut v: Vec<_> = p
@@ -464,7 +522,7 @@ mod tests {
     fn plain_get_is_200_with_complete_headers() {
         let p = get(&[]);
         assert_eq!(p.status, StatusCode::OK);
-        assert_eq!(p.body, BodyPlan::Whole);
+        assert_eq!(p.body, BodyPlan::Whole(10_000));
         assert_eq!(p.content_length(), 10_000);
         assert_eq!(header(&p, CONTENT_LENGTH), Some("10000"));
         assert_eq!(header(&p, CONTENT_TYPE), Some("video/mp4"));
@@ -578,7 +636,7 @@ mod tests {
             match want {
                 Ok => {
                     assert_eq!(p.status, StatusCode::OK, "{range}");
-                    assert_eq!(p.body, Whole, "{range}");
+                    assert_eq!(p.body, Whole(10_000), "{range}");
                     assert!(p.headers.get(CONTENT_RANGE).is_none(), "{range}");
                 }
                 Partial(want) => {
@@ -643,7 +701,10 @@ mod tests {
             &rep(10_000),
             &Options::default(),
         );
-        assert_eq!((p.status, p.body), (StatusCode::OK, BodyPlan::Whole));
+        assert_eq!(
+            (p.status, p.body),
+            (StatusCode::OK, BodyPlan::Whole(10_000))
+        );
         let two = req(&[("range", "bytes=0-1"), ("range", "bytes=2-3")]);
         let p = decide(&Method::GET, &two, &rep(10_000), &Options::default());
         assert_eq!(p.status, StatusCode::OK, "repeated Range is ignored");
@@ -773,7 +834,7 @@ mod tests {
             &rep(10),
             &no_ranges,
         );
-        assert_eq!((p.status, &p.body), (StatusCode::OK, &BodyPlan::Whole));
+        assert_eq!((p.status, &p.body), (StatusCode::OK, &BodyPlan::Whole(10)));
         assert_eq!(header(&p, ACCEPT_RANGES), Some("none"));
 
         let no_cond = Options {

@@ -30,9 +30,29 @@
 //! the representation selects all of it.
 //!
 //! Policy decisions about *how many* ranges to serve live in [`crate::plan`];
-//! [`coalesce`] merges overlapping and adjacent ranges.
+//! [`coalesce`] merges overlapping and adjacent ranges; [`ByteRange`] is the
+//! unit every other module (plans, multipart framing, bodies) speaks in.
 
-use crate::plan::ByteRange;
+/// A half-open byte range `[start, end)` of a representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// Number of bytes.
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether the range selects no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
 
 /// Outcome of parsing a `Range` header against a representation length.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,9 @@ mod support;
 
 use bustapi_files::body::CHUNK_SIZE;
 use bustapi_files::multipart::Piece;
-use bustapi_files::{decide, BodyPlan, ByteRange, FileBody, Options, Plan, Representation, Source};
+use bustapi_files::{
+    decide, BodyPlan, BodySource, ByteRange, FileBody, Options, Plan, Representation,
+};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -42,7 +44,14 @@ fn expected(plan: &BodyPlan, data: &[u8]) -> Vec<u8> {
     let slice = |r: ByteRange| data[r.start as usize..r.end as usize].to_vec();
     match plan {
         BodyPlan::Empty => vec![],
-        BodyPlan::Whole => data.to_vec(),
+        BodyPlan::Whole(len) => {
+            assert_eq!(
+                *len,
+                data.len() as u64,
+                "whole means the whole representation"
+            );
+            data.to_vec()
+        }
         BodyPlan::Single(r) => slice(*r),
         BodyPlan::Multipart(m) => m
             .pieces()
@@ -116,14 +125,12 @@ const ODD_CHUNK: usize = 1000;
 /// The plan streamed from memory, from the file with read-ahead, and from the
 /// file read on demand in small chunks (as for HTTP/2).
 async fn stream_both(plan: &Plan, data: &[u8], file: Arc<File>) -> [Vec<u8>; 3] {
-    let len = data.len() as u64;
     let from_bytes = FileBody::new(
-        Source::Bytes(Bytes::copy_from_slice(data)),
+        BodySource::Bytes(Bytes::copy_from_slice(data)),
         plan.body.clone(),
-        len,
     );
-    let from_file = FileBody::new(Source::File(file.clone()), plan.body.clone(), len);
-    let mut on_demand = FileBody::new(Source::File(file), plan.body.clone(), len);
+    let from_file = FileBody::new(BodySource::File(file.clone()), plan.body.clone());
+    let mut on_demand = FileBody::new(BodySource::File(file), plan.body.clone());
     on_demand.read_on_demand(ODD_CHUNK);
     let mut out = Vec::new();
     for body in [from_bytes, from_file, on_demand] {
@@ -182,7 +189,7 @@ async fn empty_plans_produce_nothing() {
     assert_eq!(plan.status, StatusCode::OK);
     let got = stream_both(&plan, b"", file.clone()).await;
     assert!(got.iter().all(Vec::is_empty));
-    let body = FileBody::new(Source::File(file), BodyPlan::Empty, 10);
+    let body = FileBody::new(BodySource::File(file), BodyPlan::Empty);
     assert!(body.is_end_stream());
     assert_eq!(collect(body).await.0, b"");
 }
@@ -192,10 +199,9 @@ async fn accessors_expose_source_and_plan_for_sendfile() {
     let dir = TempDir::new("accessors");
     let file = temp_file(&dir, b"hello");
     let r = ByteRange { start: 1, end: 3 };
-    let body = FileBody::new(Source::File(file.clone()), BodyPlan::Single(r), 5);
-    assert!(matches!(body.source(), Source::File(f) if Arc::ptr_eq(f, &file)));
+    let body = FileBody::new(BodySource::File(file.clone()), BodyPlan::Single(r));
+    assert!(matches!(body.source(), BodySource::File(f) if Arc::ptr_eq(f, &file)));
     assert_eq!(body.plan(), &BodyPlan::Single(r));
-    assert_eq!(body.total_len(), 5);
     assert_eq!(body.remaining(), 2);
     assert_eq!(body.size_hint().exact(), Some(2));
 }
@@ -210,7 +216,7 @@ async fn truncated_before_streaming_yields_error_and_only_existing_bytes() {
     // The file shrinks between planning and streaming.
     let cut = CHUNK_SIZE + 7;
     cut_to(&dir, cut as u64);
-    let (got, err) = collect(FileBody::new(Source::File(file), plan.body, len as u64)).await;
+    let (got, err) = collect(FileBody::new(BodySource::File(file), plan.body)).await;
     let err = err.expect("a truncated file must end the body with an error");
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
     assert!(
@@ -222,7 +228,7 @@ async fn truncated_before_streaming_yields_error_and_only_existing_bytes() {
 
     // Truncated to nothing: the very first frame is the error.
     let file = temp_file(&dir, b"");
-    let (got, err) = collect(FileBody::new(Source::File(file), BodyPlan::Whole, 100)).await;
+    let (got, err) = collect(FileBody::new(BodySource::File(file), BodyPlan::Whole(100))).await;
     assert!(got.is_empty());
     assert!(err.is_some());
 }
@@ -233,7 +239,7 @@ async fn truncated_while_streaming_yields_error() {
     let data = pattern(len);
     let dir = TempDir::new("trunc-during");
     let file = temp_file(&dir, &data);
-    let mut body = FileBody::new(Source::File(file), BodyPlan::Whole, len as u64);
+    let mut body = FileBody::new(BodySource::File(file), BodyPlan::Whole(len as u64));
     let first = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
         .await
         .unwrap()
@@ -269,7 +275,7 @@ async fn read_on_demand_reads_small_chunks_and_nothing_ahead() {
     let dir = TempDir::new("on-demand");
     let file = temp_file(&dir, &data);
     let body = |plan: BodyPlan, read_ahead: bool| {
-        let mut body = FileBody::new(Source::File(file.clone()), plan, len as u64);
+        let mut body = FileBody::new(BodySource::File(file.clone()), plan);
         if !read_ahead {
             body.read_on_demand(ODD_CHUNK);
         }
@@ -297,7 +303,7 @@ async fn read_on_demand_reads_small_chunks_and_nothing_ahead() {
 
     for read_ahead in [true, false] {
         std::fs::write(dir.path().join("data.bin"), &data).unwrap();
-        let mut whole = body(BodyPlan::Whole, read_ahead);
+        let mut whole = body(BodyPlan::Whole(len as u64), read_ahead);
         assert!(next_frame(&mut whole).await.is_ok());
         cut_to(&dir, 0);
         assert_eq!(
@@ -311,9 +317,8 @@ async fn read_on_demand_reads_small_chunks_and_nothing_ahead() {
 #[tokio::test]
 async fn bytes_source_shorter_than_plan_is_an_error() {
     let body = FileBody::new(
-        Source::Bytes(Bytes::from_static(b"abc")),
-        BodyPlan::Whole,
-        10,
+        BodySource::Bytes(Bytes::from_static(b"abc")),
+        BodyPlan::Whole(10),
     );
     let (got, err) = collect(body).await;
     assert!(got.is_empty());
@@ -325,7 +330,7 @@ async fn dropping_the_body_releases_the_file() {
     let len = 4 * CHUNK_SIZE;
     let dir = TempDir::new("drop");
     let file = temp_file(&dir, &pattern(len));
-    let mut body = FileBody::new(Source::File(file.clone()), BodyPlan::Whole, len as u64);
+    let mut body = FileBody::new(BodySource::File(file.clone()), BodyPlan::Whole(len as u64));
     // One frame out, and the next read in flight.
     poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
         .await
@@ -356,9 +361,8 @@ fn works_without_a_tokio_runtime() {
     let data = pattern(len);
     let dir = TempDir::new("no-rt");
     let mut body = FileBody::new(
-        Source::File(temp_file(&dir, &data)),
-        BodyPlan::Whole,
-        len as u64,
+        BodySource::File(temp_file(&dir, &data)),
+        BodyPlan::Whole(len as u64),
     );
     let mut got = Vec::new();
     loop {
@@ -398,7 +402,7 @@ async fn sparse_file_past_4_gib() {
         plan.headers[CONTENT_RANGE],
         format!("bytes {first}-{last}/{LEN}").as_str()
     );
-    let (got, err) = collect(FileBody::new(Source::File(file.clone()), plan.body, LEN)).await;
+    let (got, err) = collect(FileBody::new(BodySource::File(file.clone()), plan.body)).await;
     assert!(err.is_none());
     let mut want = vec![0u8; 26];
     want[8..14].copy_from_slice(b"MARKER");
@@ -417,7 +421,7 @@ async fn sparse_file_past_4_gib() {
             .next(),
         Some("multipart/byteranges")
     );
-    let (got, err) = collect(FileBody::new(Source::File(file), plan.body, LEN)).await;
+    let (got, err) = collect(FileBody::new(BodySource::File(file), plan.body)).await;
     assert!(err.is_none());
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains(&format!(

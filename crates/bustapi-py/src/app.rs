@@ -2,9 +2,8 @@
 //! and the ways to run its engine — on a socket (foreground or background) or
 //! in-process for the test client.
 
-use crate::executor::{InlineJobs, Job, PyDispatcher};
-use bustapi_files::PathPolicy;
-use bustapi_server::{Body, Config, Engine, Router, StaticMount};
+use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
+use bustapi_server::{Body, Config, Engine, PathPolicy, Router, StaticMount};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -327,7 +326,7 @@ impl CoreApp {
         secure: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let engine = self.engine(py)?;
-        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<ViewJob>();
         let mut builder = Request::builder()
             .method(method)
             .uri(target)

@@ -12,7 +12,7 @@
 
 use crate::convert::{to_view_response, view_error};
 use crate::request::RequestData;
-use bustapi_server::{Dispatcher, Target, ViewFuture, ViewRequest, ViewResponse};
+use bustapi_server::{Converter, Dispatcher, Target, ViewFuture, ViewRequest, ViewResponse};
 use crossbeam_channel::{Receiver, Sender};
 use http::StatusCode;
 use pyo3::prelude::*;
@@ -21,12 +21,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-pub struct Job {
+/// A request waiting for its Python view to run, and where to send the answer.
+pub struct ViewJob {
     request: ViewRequest,
     reply: oneshot::Sender<ViewResponse>,
 }
 
-impl Job {
+impl ViewJob {
     /// Runs the view on the calling thread (which must not hold the GIL) and replies.
     pub fn run(self, dispatch: &Py<PyAny>) {
         Python::attach(|py| {
@@ -43,11 +44,11 @@ impl Job {
 /// Flask's test client does: thread-bound objects (an SQLite connection in `g`)
 /// and the context kept by `with client:` then live where the test is.
 #[derive(Clone)]
-pub struct InlineJobs(pub Sender<Job>);
+pub struct InlineJobs(pub Sender<ViewJob>);
 
 /// Runs views on the pool. Dropping it closes the queue and the threads exit.
 pub struct PyDispatcher {
-    queue: Sender<Job>,
+    queue: Sender<ViewJob>,
     error_codes: HashSet<u16>,
 }
 
@@ -58,7 +59,7 @@ impl PyDispatcher {
         threads: usize,
         error_codes: HashSet<u16>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (tx, rx) = crossbeam_channel::unbounded::<ViewJob>();
         let dispatch = Arc::new(dispatch);
         for i in 0..threads.max(1) {
             let rx = rx.clone();
@@ -74,7 +75,7 @@ impl PyDispatcher {
     }
 }
 
-fn worker(rx: &Receiver<Job>, dispatch: &Py<PyAny>) {
+fn worker(rx: &Receiver<ViewJob>, dispatch: &Py<PyAny>) {
     // Blocks without the GIL until there is work.
     while let Ok(first) = rx.recv() {
         Python::attach(|py| {
@@ -94,6 +95,17 @@ fn worker(rx: &Receiver<Job>, dispatch: &Py<PyAny>) {
     }
 }
 
+/// The name the Python side converts a URL parameter's value with (`int`,
+/// `float`, `uuid`, `str`); the engine only checked that the value fits.
+fn python_kind(converter: Converter) -> &'static str {
+    match converter {
+        Converter::Int => "int",
+        Converter::Float => "float",
+        Converter::Uuid => "uuid",
+        Converter::String | Converter::Path => "str",
+    }
+}
+
 fn run_view(py: Python<'_>, dispatch: &Py<PyAny>, request: &ViewRequest) -> ViewResponse {
     let call = || -> PyResult<ViewResponse> {
         let (endpoint, status) = match request.target {
@@ -105,7 +117,7 @@ fn run_view(py: Python<'_>, dispatch: &Py<PyAny>, request: &ViewRequest) -> View
             request
                 .params
                 .iter()
-                .map(|(n, v, c)| (n.as_str(), v.as_str(), c.python_kind())),
+                .map(|(n, v, c)| (n.as_str(), v.as_str(), python_kind(*c))),
         )?;
         let data = Bound::new(py, RequestData::from_view(request))?;
         let result = dispatch.bind(py).call1((data, endpoint, params, status))?;
@@ -131,7 +143,7 @@ impl Dispatcher for PyDispatcher {
             Some(inline) => inline.0.clone(),
             None => self.queue.clone(),
         };
-        let queued = queue.send(Job { request, reply }).is_ok();
+        let queued = queue.send(ViewJob { request, reply }).is_ok();
         Box::pin(async move {
             if !queued {
                 return view_error(StatusCode::SERVICE_UNAVAILABLE);

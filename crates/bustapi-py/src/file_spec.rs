@@ -3,8 +3,7 @@
 //! Validated when constructed, so a wrong argument fails at the Python call site
 //! with a clear exception, not later as a broken response.
 
-use bustapi_files::DispositionType;
-use bustapi_server::{FileSource, FileSpec, Validator};
+use bustapi_server::{DispositionType, FileSpec, PathOrFile, Validator};
 use bytes::Bytes;
 use http::HeaderValue;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -13,16 +12,9 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-enum Source {
-    Path(PathBuf),
-    Under { root: PathBuf, rel: String },
-    Open(std::fs::File),
-    Bytes(Bytes),
-}
-
 #[pyclass(frozen, module = "bustapi._core", name = "FileSpec")]
 pub struct PyFileSpec {
-    source: Source,
+    path_or_file: PathOrFile,
     content_type: Option<HeaderValue>,
     type_hint_name: Option<String>,
     disposition: Option<(DispositionType, Option<String>)>,
@@ -66,9 +58,9 @@ impl PyFileSpec {
         use_last_modified: bool,
         max_age: Option<u64>,
     ) -> PyResult<Self> {
-        let source = match (path, root, rel, fd, data) {
-            (Some(p), None, None, None, None) => Source::Path(p),
-            (None, Some(root), Some(rel), None, None) => Source::Under { root, rel },
+        let path_or_file = match (path, root, rel, fd, data) {
+            (Some(p), None, None, None, None) => PathOrFile::Path(p),
+            (None, Some(root), Some(rel), None, None) => PathOrFile::Under { root, rel },
             (None, None, None, Some(fd), None) => {
                 // Own a duplicate: the Python file object may be closed or collected
                 // while the engine is still streaming.
@@ -78,9 +70,9 @@ impl PyFileSpec {
                 // SAFETY: the descriptor is only borrowed for the duration of the dup;
                 // an invalid one makes dup fail with EBADF, reported as OSError.
                 let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
-                Source::Open(std::fs::File::from(owned))
+                PathOrFile::Open(std::fs::File::from(owned))
             }
-            (None, None, None, None, Some(d)) => Source::Bytes(Bytes::from(d)),
+            (None, None, None, None, Some(d)) => PathOrFile::Bytes(Bytes::from(d)),
             _ => {
                 return Err(PyTypeError::new_err(
                     "FileSpec needs exactly one of: path, root+rel, fd, data",
@@ -122,7 +114,7 @@ impl PyFileSpec {
             }
         };
         Ok(PyFileSpec {
-            source,
+            path_or_file,
             content_type: content_type
                 .map(|c| header_value("mimetype", c))
                 .transpose()?,
@@ -139,17 +131,8 @@ impl PyFileSpec {
 impl PyFileSpec {
     /// A fresh engine-side spec; may be called for every response that reuses this object.
     pub fn to_spec(&self) -> std::io::Result<FileSpec> {
-        let source = match &self.source {
-            Source::Path(p) => FileSource::Path(p.clone()),
-            Source::Under { root, rel } => FileSource::Under {
-                root: root.clone(),
-                rel: rel.clone(),
-            },
-            Source::Open(f) => FileSource::Open(f.try_clone()?),
-            Source::Bytes(b) => FileSource::Bytes(b.clone()),
-        };
         Ok(FileSpec {
-            source,
+            path_or_file: self.path_or_file.try_clone()?,
             content_type: self.content_type.clone(),
             type_hint_name: self.type_hint_name.clone(),
             disposition: self.disposition.clone(),

@@ -5,7 +5,7 @@
 //! file that the engine then serves itself (conditions, ranges, streaming). The
 //! engine never learns what language the views are written in.
 
-use crate::file_response::FileSpec;
+use crate::file_spec::FileSpec;
 use crate::router::{Converter, EndpointId};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};

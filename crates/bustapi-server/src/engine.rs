@@ -5,11 +5,14 @@
 //! is what a browser gets.
 
 use crate::body::{Body, StreamBody};
+use crate::connection::Secure;
 use crate::dispatch::{Dispatcher, Target, ViewBody, ViewRequest, ViewResponse};
 use crate::errors;
-use crate::file_response::{serve_spec, serve_static, slash_redirect, StaticMount};
+use crate::file_response::serve_spec;
 use crate::framing;
+use crate::redirect::slash_redirect;
 use crate::router::{Match, Router};
+use crate::static_mount::{serve_static, StaticMount};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{ALLOW, CONTENT_LENGTH};
@@ -142,7 +145,7 @@ impl Engine {
                     Err(status) => return self.error(status, None, parts, remote).await,
                 };
                 let request = ViewRequest {
-                    secure: parts.extensions.get::<crate::serve::Secure>().is_some(),
+                    secure: parts.extensions.get::<Secure>().is_some(),
                     target: Target::Endpoint(endpoint),
                     method: parts.method,
                     uri: parts.uri,
@@ -228,7 +231,7 @@ impl Engine {
             let method = parts.method.clone();
             let headers = Arc::new(parts.headers);
             let request = ViewRequest {
-                secure: parts.extensions.get::<crate::serve::Secure>().is_some(),
+                secure: parts.extensions.get::<Secure>().is_some(),
                 target: Target::Error(status),
                 method: parts.method,
                 uri: parts.uri,

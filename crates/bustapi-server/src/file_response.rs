@@ -1,89 +1,25 @@
-//! Serving a file: open and stat off the IO threads, let `bustapi-files` decide
-//! (conditions, ranges), then stream exactly the plan.
+//! Responding with a file: open and stat off the IO threads, let
+//! `bustapi-files` decide (conditions, ranges), then stream exactly the plan.
 //!
-//! Static mounts and file-returning views both end here, so a file gets the same
-//! RFC 9110 behaviour whichever way it was asked for.
+//! Static mounts ([`crate::static_mount`]) and file-returning views
+//! ([`FileSpec`]) both end here, so a file gets the same RFC 9110 behaviour
+//! whichever way it was asked for.
 
 use crate::body::Body;
-use crate::file_cache::{CachedFile, FileCache};
-use crate::listing;
+use crate::file_cache::CachedFile;
+use crate::file_spec::{FileSpec, PathOrFile, Validator};
 use bustapi_files::{
-    content_disposition, content_type, decide, open::file_meta, open_file, resolve,
-    resolve_url_path_detailed, validators, DispositionType, FileBody, FileMeta, OpenError, Options,
-    PathError, PathPolicy, Representation, Source,
+    content_disposition, content_type, decide, open::file_meta, open_file, resolve, validators,
+    BodySource, FileBody, FileMeta, OpenError, Options, PathError, PathPolicy, Representation,
 };
-use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, EXPIRES};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Where the bytes of a file response come from.
-pub enum FileSource {
-    /// A path opened as given (the application chose it: `send_file`).
-    Path(PathBuf),
-    /// A path relative to a root, resolved safely (`send_from_directory`).
-    Under { root: PathBuf, rel: String },
-    /// A descriptor the application already opened.
-    Open(std::fs::File),
-    /// Bytes held in memory (a `BytesIO`).
-    Bytes(Bytes),
-}
-
-/// A validator that can be derived from the file, switched off, or given.
-#[derive(Clone, Debug, Default)]
-pub enum Validator<T> {
-    #[default]
-    Auto,
-    Off,
-    Set(T),
-}
-
-/// A view's description of a file response; the engine does the rest.
-pub struct FileSpec {
-    pub source: FileSource,
-    /// Explicit media type; otherwise guessed from `type_hint_name` or the path.
-    pub content_type: Option<HeaderValue>,
-    /// A name to guess the type from when the source has none (download name).
-    pub type_hint_name: Option<String>,
-    pub disposition: Option<(DispositionType, Option<String>)>,
-    /// Evaluate `If-*` and `Range`; `false` always sends the whole file with 200.
-    pub conditional: bool,
-    pub etag: Validator<HeaderValue>,
-    pub last_modified: Validator<SystemTime>,
-    /// `Some(n)`: `public, max-age=n`; `None`: `no-cache` (revalidate with the validators).
-    pub max_age: Option<u64>,
-}
-
-impl FileSpec {
-    pub fn path(path: impl Into<PathBuf>) -> Self {
-        FileSpec {
-            source: FileSource::Path(path.into()),
-            content_type: None,
-            type_hint_name: None,
-            disposition: None,
-            conditional: true,
-            etag: Validator::Auto,
-            last_modified: Validator::Auto,
-            max_age: None,
-        }
-    }
-}
-
-/// Per-mount policy of a static folder.
-pub struct StaticMount {
-    /// URL prefix without trailing slash, e.g. `/static`.
-    pub prefix: String,
-    /// Canonical root directory.
-    pub root: PathBuf,
-    pub policy: PathPolicy,
-    pub max_age: Option<u64>,
-    pub cache: FileCache,
-}
-
 struct Opened {
-    source: Source,
+    source: BodySource,
     meta: FileMeta,
     name: Option<PathBuf>,
     /// Validators can be derived from `meta` (a real file, even if its bytes are
@@ -94,8 +30,8 @@ struct Opened {
 impl Opened {
     fn from_cache(hit: &CachedFile) -> Self {
         let source = match &hit.content {
-            Some(bytes) => Source::Bytes(bytes.clone()),
-            None => Source::File(Arc::clone(&hit.file)),
+            Some(bytes) => BodySource::Bytes(bytes.clone()),
+            None => BodySource::File(Arc::clone(&hit.file)),
         };
         Opened {
             source,
@@ -106,7 +42,7 @@ impl Opened {
     }
 }
 
-fn open_error_response(err: OpenError) -> Response<Body> {
+pub(crate) fn open_error_response(err: OpenError) -> Response<Body> {
     match err {
         OpenError::Io(e) => {
             tracing::error!("file open failed: {e}");
@@ -123,7 +59,8 @@ fn path_error_response(err: PathError) -> Response<Body> {
     }
 }
 
-enum OpenFailure {
+/// Why a file could not be opened: its path was refused, or opening failed.
+pub(crate) enum OpenFailure {
     Path(PathError),
     Open(OpenError),
 }
@@ -142,37 +79,37 @@ impl From<OpenError> for OpenFailure {
 fn open_path(path: PathBuf) -> Result<Opened, OpenFailure> {
     let (file, meta) = open_file(&path)?;
     Ok(Opened {
-        source: Source::File(Arc::new(file)),
+        source: BodySource::File(Arc::new(file)),
         meta,
         name: Some(path),
         from_file: true,
     })
 }
 
-fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFailure> {
-    match source {
-        FileSource::Path(p) => open_path(p),
-        FileSource::Under { root, rel } => open_path(resolve(&root, &rel, policy)?),
-        FileSource::Open(file) => {
+fn open(path_or_file: PathOrFile, policy: &PathPolicy) -> Result<Opened, OpenFailure> {
+    match path_or_file {
+        PathOrFile::Path(p) => open_path(p),
+        PathOrFile::Under { root, rel } => open_path(resolve(&root, &rel, policy)?),
+        PathOrFile::Open(file) => {
             let meta = file.metadata().map_err(OpenError::Io)?;
             let meta = file_meta(&meta);
             if meta.is_dir {
                 return Err(OpenError::IsDirectory.into());
             }
             Ok(Opened {
-                source: Source::File(Arc::new(file)),
+                source: BodySource::File(Arc::new(file)),
                 meta,
                 name: None,
                 from_file: true,
             })
         }
-        FileSource::Bytes(b) => Ok(Opened {
+        PathOrFile::Bytes(b) => Ok(Opened {
             meta: FileMeta {
                 len: b.len() as u64,
                 modified: None,
                 is_dir: false,
             },
-            source: Source::Bytes(b),
+            source: BodySource::Bytes(b),
             name: None,
             from_file: false,
         }),
@@ -180,92 +117,32 @@ fn open_source(source: FileSource, policy: &PathPolicy) -> Result<Opened, OpenFa
 }
 
 /// Runs blocking filesystem work on tokio's blocking pool; never on an IO thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| std::io::Error::other(format!("blocking task failed: {e}")))
 }
 
-fn failure_response(f: OpenFailure) -> Response<Body> {
+pub(crate) fn failure_response(f: OpenFailure) -> Response<Body> {
     match f {
         OpenFailure::Path(e) => path_error_response(e),
         OpenFailure::Open(e) => open_error_response(e),
     }
 }
 
-/// What a static path turned out to be.
-enum Found {
-    File(CachedFile),
-    /// A directory asked for without its trailing slash.
-    AddSlash,
-    Listing(String),
-}
-
-fn listing_response(method: &Method, html: String) -> Response<Body> {
-    let mut r = Response::new(Body::Empty);
-    let h = r.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(html.len()));
-    if method != Method::HEAD {
-        *r.body_mut() = Body::full(html);
-    }
-    r
-}
-
-/// Serves `raw_rest` (still percent-encoded, after the mount prefix) from a static mount.
-pub async fn serve_static(
-    mount: &StaticMount,
+/// Serves a file from a static mount's cache: its content type and validators
+/// come from the file, caching headers from the mount's `max_age`.
+pub(crate) fn serve_cached(
     method: &Method,
     request_headers: &HeaderMap,
-    raw_rest: &str,
-    query: Option<&str>,
+    hit: &CachedFile,
+    max_age: Option<u64>,
 ) -> Response<Body> {
-    let hit = match mount.cache.get(raw_rest) {
-        Some(hit) => hit,
-        None => {
-            let root = mount.root.clone();
-            let policy = mount.policy.clone();
-            let rest = raw_rest.to_string();
-            let url_path = format!("{}/{raw_rest}", mount.prefix);
-            let entry = blocking(move || -> Result<Found, OpenFailure> {
-                let resolved = resolve_url_path_detailed(&root, &rest, &policy)?;
-                let is_directory = resolved.is_index || resolved.is_dir;
-                if is_directory && !rest.is_empty() && !rest.ends_with('/') {
-                    return Ok(Found::AddSlash); // relative links need `/dir/`, not `/dir`
-                }
-                if resolved.is_dir {
-                    let shown = percent_encoding::percent_decode_str(&url_path).decode_utf8_lossy();
-                    let html = listing::render(&resolved.path, &shown).map_err(OpenError::Io)?;
-                    return Ok(Found::Listing(html));
-                }
-                let (file, meta) = open_file(&resolved.path)?;
-                Ok(Found::File(
-                    CachedFile::new(resolved.path, file, meta).map_err(OpenError::Io)?,
-                ))
-            })
-            .await;
-            match entry {
-                Ok(Ok(Found::AddSlash)) => {
-                    return slash_redirect(&format!("{}/{raw_rest}/", mount.prefix), query)
-                }
-                Ok(Ok(Found::Listing(html))) => return listing_response(method, html),
-                Ok(Ok(Found::File(entry))) => {
-                    let entry = Arc::new(entry);
-                    mount.cache.insert(raw_rest, Arc::clone(&entry));
-                    entry
-                }
-                Ok(Err(f)) => return failure_response(f),
-                Err(e) => return open_error_response(OpenError::Io(e)),
-            }
-        }
-    };
-    let opened = Opened::from_cache(&hit);
+    let opened = Opened::from_cache(hit);
     let mut extra = HeaderMap::new();
-    insert_caching(&mut extra, mount.max_age);
+    insert_caching(&mut extra, max_age);
     let rep = representation(
         &opened,
         hit.content_type.clone(),
@@ -292,7 +169,7 @@ pub async fn serve_spec(
     mut headers: HeaderMap,
 ) -> Response<Body> {
     let FileSpec {
-        source,
+        path_or_file,
         content_type: explicit_type,
         type_hint_name,
         disposition,
@@ -301,7 +178,7 @@ pub async fn serve_spec(
         last_modified,
         max_age,
     } = spec;
-    let opened = blocking(move || open_source(source, &PathPolicy::default())).await;
+    let opened = blocking(move || open(path_or_file, &PathPolicy::default())).await;
     let opened = match opened {
         Ok(Ok(o)) => o,
         Ok(Err(f)) => return failure_response(f),
@@ -333,19 +210,6 @@ pub async fn serve_spec(
         status,
         evaluate,
     )
-}
-
-/// A redirect to `target` (already a valid path), keeping the query string.
-pub fn slash_redirect(target: &str, query: Option<&str>) -> Response<Body> {
-    let location = match query {
-        Some(q) => format!("{target}?{q}"),
-        None => target.to_string(),
-    };
-    let mut r = crate::errors::plain_with(StatusCode::PERMANENT_REDIRECT, "");
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        r.headers_mut().insert(http::header::LOCATION, v);
-    }
-    r
 }
 
 /// `Cache-Control` (and `Expires`, for HTTP/1.0 caches) as Werkzeug's `send_file`
@@ -406,7 +270,7 @@ fn representation(
 fn plan_response(
     method: &Method,
     request_headers: &HeaderMap,
-    source: Source,
+    source: BodySource,
     rep: Representation,
     status: StatusCode,
     evaluate: bool,
@@ -425,7 +289,7 @@ fn plan_response(
     };
     *response.headers_mut() = plan.headers;
     if !matches!(plan.body, bustapi_files::BodyPlan::Empty) {
-        *response.body_mut() = Body::File(Box::new(FileBody::new(source, plan.body, rep.len)));
+        *response.body_mut() = Body::File(Box::new(FileBody::new(source, plan.body)));
     }
     response
 }

@@ -3,7 +3,8 @@
 //!
 //! An embedder supplies a [`Dispatcher`] that runs application code and answers
 //! with bytes or a [`FileSpec`]; the engine does everything else, including the
-//! full RFC 9110 file semantics from `bustapi-files`.
+//! full RFC 9110 file semantics from `bustapi-files` (re-exported as [`files`],
+//! so this crate is the only dependency an embedder needs).
 //!
 //! ```no_run
 //! use bustapi_server::{Config, Dispatcher, Engine, Router, ViewFuture, ViewRequest, ViewResponse};
@@ -27,26 +28,37 @@
 
 pub mod access_log;
 pub mod body;
+pub mod connection;
 pub mod dispatch;
 pub mod engine;
 pub mod errors;
 pub mod file_cache;
 pub mod file_response;
+pub mod file_spec;
 pub mod framing;
 pub mod framing_watch;
 pub mod listing;
+pub mod redirect;
 pub mod router;
 pub mod sendfile;
 pub mod serve;
+pub mod static_mount;
 pub mod tls;
 pub mod trim;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};
+/// The file-semantics crate this API is built on, for the types it carries
+/// (`FileBody`, `FileMeta`, `BodyPlan`, ...): an embedder needs no dependency
+/// of its own on `bustapi-files`, nor a second copy of it at another version.
+pub use bustapi_files as files;
+/// `bustapi-files` types in the fields and variants of this crate's API.
+pub use bustapi_files::{DispositionType, FileBody, PathPolicy};
 pub use dispatch::{
     ChunkFuture, ChunkSource, Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse,
 };
 pub use engine::{Config, Engine};
-pub use file_response::{FileSource, FileSpec, StaticMount, Validator};
+pub use file_spec::{FileSpec, PathOrFile, Validator};
 pub use router::{Converter, Match, Router, RuleError};
 pub use serve::{bind, serve};
+pub use static_mount::StaticMount;

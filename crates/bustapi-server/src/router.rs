@@ -57,16 +57,6 @@ impl Converter {
             Converter::Uuid => is_uuid(value),
         }
     }
-
-    /// The name Python uses to convert the value (`int`, `float`, `uuid`, `str`).
-    pub fn python_kind(self) -> &'static str {
-        match self {
-            Converter::Int => "int",
-            Converter::Float => "float",
-            Converter::Uuid => "uuid",
-            Converter::String | Converter::Path => "str",
-        }
-    }
 }
 
 fn is_uuid(v: &str) -> bool {

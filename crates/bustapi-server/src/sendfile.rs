@@ -4,7 +4,7 @@
 //! hyper writes whatever bytes a body yields; it has no notion of a file. So for
 //! a file range the body yields *placeholder* frames that point into one shared
 //! buffer whose bytes are never sent ([`marker`]), and queues "send bytes `offset..offset+n` of
-//! this file" on the connection's [`Slot`]. hyper hands body buffers to the socket
+//! this file" on the connection's [`SendfileQueue`]. hyper hands body buffers to the socket
 //! untouched, as `writev` slices over the same memory (its "queue" write
 //! strategy, which serve.rs selects explicitly). When [`FileSink`] sees a slice that lies inside the placeholder buffer, it does not
 //! write those zeros: it calls `sendfile` for the queued range instead, and
@@ -17,7 +17,7 @@
 //! - serve.rs pins hyper's queue strategy (`writev(true)`) instead of relying on
 //!   [`FileSink::is_write_vectored`] alone.
 //! - A placeholder slice is only turned into file bytes if its position matches
-//!   the queued job exactly; anything unexpected (no job, a mismatched position, a
+//!   the queued range exactly; anything unexpected (none queued, a mismatched position, a
 //!   file that shrank so `sendfile` returns 0) fails the write.
 //! - While ranges are queued, any write of ordinary bytes is checked for signs of
 //!   a copy: a plain (non-vectored) write means hyper flattened the body into its
@@ -26,15 +26,14 @@
 //!   least that length is found in the bytes before they are sent; and when the
 //!   connection is flushed every queued range must have been sent (this catches a
 //!   shorter copied frame, after the fact).
-//! - The per-connection job queue is bounded ([`MAX_JOBS`]).
+//! - The per-connection queue is bounded ([`MAX_QUEUED_RANGES`]).
 //!
 //! Each failure is logged at error level and fails the write or the body, so
 //! hyper closes the connection: the client sees a cut, never silent zeros.
 //! This path is used only for HTTP/1.x over plain TCP on Linux ([`AVAILABLE`]);
 //! TLS, HTTP/2 and other systems use the ordinary read-and-copy body.
 
-use bustapi_files::multipart::Piece;
-use bustapi_files::{BodyPlan, ByteRange, FileBody, Source};
+use bustapi_files::{BodySource, FileBody, Piece};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use memchr::memmem::Finder;
@@ -69,7 +68,7 @@ pub const CANARY_LEN: usize = 64;
 /// Most file ranges queued on one connection. hyper buffers at most 16 body
 /// frames before it writes (its `MAX_BUF_LIST_BUFFERS`), each frame carries at
 /// most one range, so more means frames are piling up unsent.
-pub const MAX_JOBS: usize = 16;
+pub const MAX_QUEUED_RANGES: usize = 16;
 
 static SENT: AtomicU64 = AtomicU64::new(0);
 
@@ -123,7 +122,9 @@ fn copied(why: &str) -> io::Error {
     )
 }
 
-struct Job {
+/// A file range behind one placeholder frame: `len` bytes at `offset`, of
+/// which `done` have been sent.
+struct QueuedRange {
     file: Arc<File>,
     offset: u64,
     len: usize,
@@ -135,13 +136,13 @@ struct Job {
 /// The per-connection queue of file ranges behind placeholder frames, in the
 /// order hyper will write them.
 #[derive(Default)]
-pub struct Slot {
-    jobs: Mutex<VecDeque<Job>>,
+pub struct SendfileQueue {
+    ranges: Mutex<VecDeque<QueuedRange>>,
 }
 
-impl Slot {
-    fn jobs(&self) -> io::Result<MutexGuard<'_, VecDeque<Job>>> {
-        self.jobs
+impl SendfileQueue {
+    fn ranges(&self) -> io::Result<MutexGuard<'_, VecDeque<QueuedRange>>> {
+        self.ranges
             .lock()
             .map_err(|_| io::Error::other("sendfile queue poisoned"))
     }
@@ -150,7 +151,7 @@ impl Slot {
 /// A TCP stream that turns placeholder writes into `sendfile`.
 pub struct FileSink {
     tcp: TcpStream,
-    slot: Arc<Slot>,
+    queue: Arc<SendfileQueue>,
     /// Whether `TCP_CORK` is set (from the head of a file response to the flush
     /// after its last range).
     corked: bool,
@@ -160,10 +161,10 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    pub fn new(tcp: TcpStream, slot: Arc<Slot>) -> Self {
+    pub fn new(tcp: TcpStream, queue: Arc<SendfileQueue>) -> Self {
         FileSink {
             tcp,
-            slot,
+            queue,
             corked: false,
             more: false,
         }
@@ -182,7 +183,7 @@ impl FileSink {
 
     /// Checks ordinary bytes about to be written while file ranges are queued.
     fn check_ordinary(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<()> {
-        if self.slot.jobs()?.is_empty() {
+        if self.queue.ranges()?.is_empty() {
             return Ok(());
         }
         if bufs.iter().any(|b| canary().find(b).is_some()) {
@@ -199,23 +200,23 @@ impl FileSink {
         len: usize,
     ) -> Poll<io::Result<usize>> {
         self.cork();
-        let slot = Arc::clone(&self.slot);
-        let mut jobs = slot.jobs()?;
-        let Some(job) = jobs.front_mut() else {
+        let queue = Arc::clone(&self.queue);
+        let mut ranges = queue.ranges()?;
+        let Some(queued) = ranges.front_mut() else {
             return Poll::Ready(Err(io::Error::other(
                 "placeholder frame without a file range",
             )));
         };
-        if at != job.done || job.done + len > job.len {
+        if at != queued.done || queued.done + len > queued.len {
             return Poll::Ready(Err(io::Error::other(
                 "placeholder frame out of step with its file range",
             )));
         }
         let socket = self.tcp.as_raw_fd();
-        let file = job.file.as_raw_fd();
+        let file = queued.file.as_raw_fd();
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
-            let start = job.offset + job.done as u64;
+            let start = queued.offset + queued.done as u64;
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
                 sys::sendfile(socket, file, start, len)
             });
@@ -231,10 +232,10 @@ impl FileSink {
                 }
                 Ok(n) => {
                     SENT.fetch_add(n as u64, Ordering::Relaxed);
-                    job.done += n;
-                    if job.done == job.len {
-                        self.more = job.more;
-                        jobs.pop_front();
+                    queued.done += n;
+                    if queued.done == queued.len {
+                        self.more = queued.more;
+                        ranges.pop_front();
                     }
                     return Poll::Ready(Ok(n));
                 }
@@ -319,7 +320,7 @@ impl AsyncWrite for FileSink {
         // hyper's queue strategy writes only vectored; a plain write while ranges
         // are queued means it flattened the body, placeholders included, into
         // its own buffer.
-        if !this.slot.jobs()?.is_empty() {
+        if !this.queue.ranges()?.is_empty() {
             return Poll::Ready(Err(copied("a plain write while file ranges are queued")));
         }
         Pin::new(&mut this.tcp).poll_write(cx, buf)
@@ -354,7 +355,7 @@ impl AsyncWrite for FileSink {
         let this = self.get_mut();
         // hyper flushes the socket only once everything it buffered is written,
         // so every placeholder frame must have become a sendfile by now.
-        let unsent = this.slot.jobs()?.len();
+        let unsent = this.queue.ranges()?.len();
         if unsent > 0 {
             return Poll::Ready(Err(copied(&format!(
                 "{unsent} file range(s) still queued when the connection was flushed"
@@ -373,53 +374,32 @@ impl AsyncWrite for FileSink {
     }
 }
 
-enum Segment {
-    Framing(Bytes),
-    Range(ByteRange),
-}
-
-/// A file body that yields placeholder frames and queues their ranges on the slot.
+/// A file body that yields placeholder frames and queues their ranges on the
+/// connection's [`SendfileQueue`].
 pub struct SendfileBody {
     file: Arc<File>,
-    segments: VecDeque<Segment>,
+    /// What remains to be sent, from `BodyPlan::pieces` (as `FileBody` sends
+    /// it); the front range shrinks as its placeholder frames go out.
+    pieces: VecDeque<Piece>,
     remaining: u64,
-    slot: Arc<Slot>,
+    queue: Arc<SendfileQueue>,
 }
 
 impl SendfileBody {
     /// Converts a planned file body, if it streams from a file (bytes held in
     /// memory are cheaper to send as they are) and is large enough to gain.
-    pub fn from_file_body(body: &FileBody, slot: &Arc<Slot>) -> Option<Self> {
-        let Source::File(file) = body.source() else {
+    pub fn from_file_body(body: &FileBody, queue: &Arc<SendfileQueue>) -> Option<Self> {
+        let BodySource::File(file) = body.source() else {
             return None;
         };
         if body.remaining() < SENDFILE_MIN {
             return None;
         }
-        let mut segments = VecDeque::new();
-        match body.plan() {
-            BodyPlan::Empty => return None,
-            BodyPlan::Whole => segments.push_back(Segment::Range(ByteRange {
-                start: 0,
-                end: body.total_len(),
-            })),
-            BodyPlan::Single(r) => segments.push_back(Segment::Range(*r)),
-            BodyPlan::Multipart(m) => {
-                for piece in m.pieces() {
-                    segments.push_back(match piece {
-                        Piece::Framing(b) => Segment::Framing(b.clone()),
-                        Piece::Range(r) => Segment::Range(r),
-                    });
-                }
-            }
-        }
-        // An empty range would become an empty frame: skip it.
-        segments.retain(|s| !matches!(s, Segment::Range(r) if r.is_empty()));
         Some(SendfileBody {
             file: Arc::clone(file),
-            segments,
+            pieces: body.plan().pieces().collect(),
             remaining: body.remaining(),
-            slot: Arc::clone(slot),
+            queue: Arc::clone(queue),
         })
     }
 }
@@ -433,34 +413,34 @@ impl http_body::Body for SendfileBody {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
-        let frame = match this.segments.front_mut() {
+        let frame = match this.pieces.front_mut() {
             None => return Poll::Ready(None),
-            Some(Segment::Framing(_)) => match this.segments.pop_front() {
-                Some(Segment::Framing(b)) => b,
+            Some(Piece::Framing(_)) => match this.pieces.pop_front() {
+                Some(Piece::Framing(b)) => b,
                 _ => unreachable!("front was framing"),
             },
-            Some(Segment::Range(r)) => {
+            Some(Piece::Range(r)) => {
                 let n = r.len().min(MARKER_LEN as u64) as usize;
                 let r_start = r.start;
                 r.start += n as u64;
                 if r.is_empty() {
-                    this.segments.pop_front();
+                    this.pieces.pop_front();
                 }
-                let job = Job {
+                let queued = QueuedRange {
                     file: Arc::clone(&this.file),
                     offset: r_start,
                     len: n,
                     done: 0,
-                    more: this.segments.iter().any(|s| matches!(s, Segment::Range(_))),
+                    more: this.pieces.iter().any(|s| matches!(s, Piece::Range(_))),
                 };
-                match this.slot.jobs() {
-                    Ok(jobs) if jobs.len() >= MAX_JOBS => {
+                match this.queue.ranges() {
+                    Ok(ranges) if ranges.len() >= MAX_QUEUED_RANGES => {
                         return Poll::Ready(Some(Err(copied(&format!(
                             "{} file ranges queued and none sent",
-                            jobs.len()
+                            ranges.len()
                         )))))
                     }
-                    Ok(mut jobs) => jobs.push_back(job),
+                    Ok(mut ranges) => ranges.push_back(queued),
                     Err(e) => return Poll::Ready(Some(Err(e))),
                 }
                 Bytes::from_static(&marker()[..n])
@@ -508,12 +488,12 @@ mod tests {
         (Arc::new(file), content)
     }
 
-    fn whole_body(file: &Arc<File>, len: u64, slot: &Arc<Slot>) -> SendfileBody {
+    fn whole_body(file: &Arc<File>, len: u64, queue: &Arc<SendfileQueue>) -> SendfileBody {
         SendfileBody {
             file: Arc::clone(file),
-            segments: VecDeque::from([Segment::Range(ByteRange { start: 0, end: len })]),
+            pieces: bustapi_files::BodyPlan::Whole(len).pieces().collect(),
             remaining: len,
-            slot: Arc::clone(slot),
+            queue: Arc::clone(queue),
         }
     }
 
@@ -529,15 +509,15 @@ mod tests {
     async fn serve_through_hyper(writev: bool, content_len: usize) -> (Vec<u8>, Vec<u8>) {
         let (file, content) = nonzero_file(&format!("hyper-{writev}"), content_len);
         let (server, mut client) = tcp_pair().await;
-        let slot = Arc::new(Slot::default());
-        let body_slot = Arc::clone(&slot);
+        let queue = Arc::new(SendfileQueue::default());
+        let body_queue = Arc::clone(&queue);
         let service = hyper::service::service_fn(move |_req| {
-            let body = whole_body(&file, content_len as u64, &body_slot);
+            let body = whole_body(&file, content_len as u64, &body_queue);
             async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .writev(writev)
-            .serve_connection(TokioIo::new(FileSink::new(server, slot)), service);
+            .serve_connection(TokioIo::new(FileSink::new(server, queue)), service);
         let served = tokio::spawn(conn);
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -577,24 +557,24 @@ mod tests {
         assert!(bytes_sent() - before >= content.len() as u64);
     }
 
-    /// A FileSink whose slot holds one queued range of `len` bytes.
-    async fn sink_with_job(len: usize) -> (FileSink, TcpStream) {
+    /// A FileSink whose queue holds one queued range of `len` bytes.
+    async fn sink_with_queued_range(len: usize) -> (FileSink, TcpStream) {
         let (file, _) = nonzero_file(&format!("sink-{len}"), len);
         let (server, client) = tcp_pair().await;
-        let slot = Arc::new(Slot::default());
-        slot.jobs().unwrap().push_back(Job {
+        let queue = Arc::new(SendfileQueue::default());
+        queue.ranges().unwrap().push_back(QueuedRange {
             file,
             offset: 0,
             len,
             done: 0,
             more: false,
         });
-        (FileSink::new(server, slot), client)
+        (FileSink::new(server, queue), client)
     }
 
     #[tokio::test]
     async fn a_copied_placeholder_in_a_vectored_write_is_refused() {
-        let (mut sink, _client) = sink_with_job(4096).await;
+        let (mut sink, _client) = sink_with_queued_range(4096).await;
         let mut flattened = b"HTTP/1.1 200 OK\r\ncontent-length: 4096\r\n\r\n".to_vec();
         flattened.extend_from_slice(&marker()[..4096]);
         let err = sink
@@ -612,7 +592,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_plain_write_while_ranges_are_queued_is_refused() {
-        let (mut sink, _client) = sink_with_job(10).await;
+        let (mut sink, _client) = sink_with_queued_range(10).await;
         let err = sink.write(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
@@ -621,7 +601,7 @@ mod tests {
     async fn a_flush_with_a_range_unsent_is_refused() {
         // A copied frame shorter than the canary is invisible in the bytes; it is
         // caught when hyper flushes with its range still queued.
-        let (mut sink, _client) = sink_with_job(10).await;
+        let (mut sink, _client) = sink_with_queued_range(10).await;
         let copy = marker()[..10].to_vec();
         let written = sink.write_vectored(&[IoSlice::new(&copy)]).await.unwrap();
         assert_eq!(written, 10);
@@ -650,7 +630,7 @@ mod tests {
     #[cfg(all(target_os = "linux", feature = "sendfile"))]
     #[tokio::test]
     async fn the_socket_is_corked_before_the_head_and_uncorked_after_the_range() {
-        let (mut sink, mut client) = sink_with_job(100_000).await;
+        let (mut sink, mut client) = sink_with_queued_range(100_000).await;
         assert!(!corked(&sink));
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n";
         let frame = &marker()[..100_000];
@@ -679,12 +659,12 @@ mod tests {
     #[tokio::test]
     async fn a_flush_between_ranges_of_one_body_keeps_the_cork() {
         // As hyper does: one frame queued, written and flushed, then the next.
-        let (mut sink, _client) = sink_with_job(1000).await;
-        let file = Arc::clone(&sink.slot.jobs().unwrap()[0].file);
-        sink.slot.jobs().unwrap()[0].more = true;
+        let (mut sink, _client) = sink_with_queued_range(1000).await;
+        let file = Arc::clone(&sink.queue.ranges().unwrap()[0].file);
+        sink.queue.ranges().unwrap()[0].more = true;
         for more in [true, false] {
             if !more {
-                sink.slot.jobs().unwrap().push_back(Job {
+                sink.queue.ranges().unwrap().push_back(QueuedRange {
                     file: Arc::clone(&file),
                     offset: 0,
                     len: 1000,
@@ -703,14 +683,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_job_queue_is_bounded() {
-        let len = (MAX_JOBS + 2) * MARKER_LEN;
+    async fn the_range_queue_is_bounded() {
+        let len = (MAX_QUEUED_RANGES + 2) * MARKER_LEN;
         let file = Arc::new(tempfile_sparse(len as u64));
-        let slot = Arc::new(Slot::default());
-        let mut body = whole_body(&file, len as u64, &slot);
+        let queue = Arc::new(SendfileQueue::default());
+        let mut body = whole_body(&file, len as u64, &queue);
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        for _ in 0..MAX_JOBS {
+        for _ in 0..MAX_QUEUED_RANGES {
             let frame = Pin::new(&mut body).poll_frame(&mut cx);
             assert!(matches!(frame, Poll::Ready(Some(Ok(_)))));
         }

@@ -5,10 +5,11 @@
 
 use crate::access_log::{self, Logged, Record, Traffic};
 use crate::body::Body;
+use crate::connection::Secure;
 use crate::engine::Engine;
 use crate::framing;
 use crate::framing_watch::{Conflicts, Watched};
-use crate::sendfile::{self, FileSink, SendfileBody, Slot};
+use crate::sendfile::{self, FileSink, SendfileBody, SendfileQueue};
 use crate::trim;
 use crate::write_timeout::WriteTimeout;
 use http::header::RANGE;
@@ -100,17 +101,13 @@ async fn accept(
     Ok((stream, remote, permit))
 }
 
-/// Marks a request that arrived over TLS (a request extension).
-#[derive(Clone, Copy, Debug)]
-pub struct Secure;
-
 /// The per-connection service: access-log bookkeeping around `Engine::handle`.
 fn service(
     engine: Arc<Engine>,
     traffic: Option<Arc<Traffic>>,
     remote: SocketAddr,
     secure: bool,
-    slot: Option<Arc<Slot>>,
+    sendfile_queue: Option<Arc<SendfileQueue>>,
     conflicts: Arc<Conflicts>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
@@ -123,7 +120,7 @@ fn service(
         let traffic = traffic.clone();
         // HTTP/2 multiplexes streams over the connection: sendfile is HTTP/1.x only.
         let multiplexed = req.version() >= http::Version::HTTP_2;
-        let slot = slot.clone().filter(|_| !multiplexed);
+        let sendfile_queue = sendfile_queue.clone().filter(|_| !multiplexed);
         // Counted here, synchronously: hyper calls the service once per HTTP/1
         // request, in the order the heads arrived.
         let conflicting_lengths = !multiplexed && conflicts.next_request_conflicts();
@@ -156,8 +153,8 @@ fn service(
             if let (true, Body::File(file)) = (multiplexed, response.body_mut()) {
                 file.read_on_demand(H2_FILE_CHUNK);
             }
-            if let (Some(slot), Body::File(file)) = (&slot, response.body()) {
-                if let Some(zero_copy) = SendfileBody::from_file_body(file, slot) {
+            if let (Some(sendfile_queue), Body::File(file)) = (&sendfile_queue, response.body()) {
+                if let Some(zero_copy) = SendfileBody::from_file_body(file, sendfile_queue) {
                     *response.body_mut() = Body::Sendfile(zero_copy);
                 }
             }
@@ -239,8 +236,8 @@ pub async fn serve(
         let write_timeout = engine.config.write_timeout;
         let handshake_timeout = engine.config.header_read_timeout;
         // Plain TCP gets the zero-copy file path; TLS must encrypt in user space.
-        let slot = (tls.is_none() && engine.config.sendfile && sendfile::AVAILABLE)
-            .then(|| Arc::new(Slot::default()));
+        let sendfile_queue = (tls.is_none() && engine.config.sendfile && sendfile::AVAILABLE)
+            .then(|| Arc::new(SendfileQueue::default()));
         let conflicts = Arc::new(Conflicts::default());
         let max_head = engine.config.max_header_bytes.max(8192);
         let service = service(
@@ -248,15 +245,16 @@ pub async fn serve(
             traffic.clone(),
             remote,
             tls.is_some(),
-            slot.clone(),
+            sendfile_queue.clone(),
             Arc::clone(&conflicts),
         );
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let served = match (tls, slot) {
-                (None, Some(slot)) => {
-                    let io = WriteTimeout::new(FileSink::new(stream, slot), write_timeout);
+            let served = match (tls, sendfile_queue) {
+                (None, Some(sendfile_queue)) => {
+                    let io =
+                        WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
                     let io = TokioIo::new(Watched::new(io, max_head, conflicts));
                     watcher
                         .watch(builder.serve_connection(io, service).into_owned())
