@@ -514,6 +514,7 @@ class BustAPI(Scaffold):
             return self.handle_url_build_error(error, endpoint, values)
         path = root + path
         if _external:
+            host: Optional[str]
             if req_ctx is not None:
                 scheme = _scheme or req_ctx.request.scheme
                 host = req_ctx.request.host

@@ -332,7 +332,7 @@ impl CoreApp {
             .uri(target)
             .extension(InlineJobs(jobs_tx));
         if secure {
-            builder = builder.extension(bustapi_server::serve::Secure);
+            builder = builder.extension(bustapi_server::connection::Secure);
         }
         for (k, v) in &headers {
             builder = builder.header(k.as_str(), v.as_str());
