@@ -214,7 +214,7 @@ def test_routes_lists_rules_endpoints_and_methods(tmp_path: Path) -> None:
     by_rule = ok(bustapi("routes", "--sort", "rule", "--all-methods", cwd=tmp_path))
     rows = [line.split() for line in by_rule.splitlines()[2:]]
     assert [row[-1] for row in rows] == sorted(row[-1] for row in rows)
-    assert "GET, HEAD, POST" in by_rule
+    assert "GET, HEAD, OPTIONS, POST" in by_rule  # as flask routes --all-methods
 
 
 def test_routes_of_an_app_without_routes(tmp_path: Path) -> None:
