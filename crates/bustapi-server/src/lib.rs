@@ -27,14 +27,17 @@
 
 pub mod access_log;
 pub mod body;
+pub mod body_stream;
 pub mod dispatch;
 pub mod engine;
 pub mod errors;
 pub mod file_cache;
 pub mod file_response;
+pub mod form_data;
 pub mod framing;
 pub mod framing_watch;
 pub mod listing;
+pub mod request_body;
 pub mod router;
 pub mod sendfile;
 pub mod serve;
@@ -43,10 +46,13 @@ pub mod trim;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};
+pub use body_stream::{BodyReadHandle, BodyReader};
 pub use dispatch::{
     ChunkFuture, ChunkSource, Dispatcher, Target, ViewBody, ViewFuture, ViewRequest, ViewResponse,
 };
 pub use engine::{Config, Engine};
 pub use file_response::{FileSource, FileSpec, StaticMount, Validator};
+pub use form_data::{Form, FormField, TempFiles, UploadedFile};
+pub use request_body::{BodyConfig, BodyError, RequestBody, RouteBody};
 pub use router::{Converter, Match, Router, RuleError};
 pub use serve::{bind, serve};
