@@ -19,6 +19,9 @@ use tokio::io::AsyncWriteExt;
 /// Largest header block of one part (its Content-Disposition, Content-Type...).
 const MAX_PART_HEADER: u64 = 16 * 1024;
 
+pub(crate) const PART_HEADER_TOO_LARGE: &str =
+    "A multipart part's header is larger than the server allows.";
+
 /// File bytes gathered before one write to the temp file.
 const WRITE_BUFFER: usize = 1024 * 1024;
 
@@ -84,6 +87,10 @@ where
             let Some(mut field) = next.map_err(refused)? else {
                 break;
             };
+            // The allowance only bounds what the parser buffers; this is the limit.
+            if header_size(field.headers()) > MAX_PART_HEADER {
+                return Err(BodyError::Malformed(PART_HEADER_TOO_LARGE));
+            }
             if form.fields.len() + form.files.len() >= config.max_form_parts {
                 return Err(BodyError::Malformed(
                     "The form has more parts than the server allows.",
@@ -150,6 +157,14 @@ async fn write_temp(
     }
     out.flush().await.map_err(stored)?;
     Ok((kept, size))
+}
+
+/// A part's header block size, as sent (`name: value` lines).
+fn header_size(headers: &HeaderMap) -> u64 {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
+        .sum()
 }
 
 /// A temp-file error: a full disk is the client's to know (507); anything else

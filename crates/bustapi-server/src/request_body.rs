@@ -337,7 +337,7 @@ where
                 let piece = this.frame.split_to(this.frame.len().min(PIECE));
                 if !this.ration(piece.len()) {
                     return this.fail(BodyError::Malformed(
-                        "A multipart part's header is larger than the server allows.",
+                        crate::form_data::PART_HEADER_TOO_LARGE,
                     ));
                 }
                 this.just_yielded = true;
