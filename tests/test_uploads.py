@@ -216,6 +216,24 @@ def test_test_client_posts_files_through_the_same_parser(app: BustAPI, folders: 
     assert leftovers(temp) == []
 
 
+def test_small_posts_stay_in_memory(app: BustAPI, serve: Serve, folders: Folders) -> None:
+    """JSON and URL-encoded bodies are collected bytes: no temp file, same answers."""
+    temp, _ = folders
+    server = serve(app)
+    form = http_request(
+        server.port,
+        "POST",
+        "/echo",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        b"a=1&b=%C3%A9&a=2",
+    )
+    assert form.json["form"] == [["a", "1"], ["b", "é"], ["a", "2"]]
+    assert form.json["data"] == "a=1&b=%C3%A9&a=2" and form.json["temp_files_during"] == []
+    raw = http_request(server.port, "POST", "/small", {"Content-Type": "application/json"}, b"{}")
+    assert raw.json == {"size": 2}
+    assert leftovers(temp) == []
+
+
 def test_save_renames_on_the_same_filesystem(app: BustAPI, serve: Serve, folders: Folders) -> None:
     temp, dest = folders
     content = os.urandom(2 * MIB)
