@@ -419,3 +419,73 @@ def test_negative_control_server_without_ranges_is_caught(
         play_and_seek(page, no_range_url, "static-video")
     with pytest.raises(AssertionError, match="answered 200, not 206"):
         assert_ranges_served(exchanges, "/static/video.mp4", video_file.stat().st_size)
+
+
+# --------------------------------------------------------------------------- uploads
+
+UPLOAD_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Upload</title></head>
+<body>
+  <form method="post" action="/upload" enctype="multipart/form-data">
+    <input type="text" name="title" value="holiday">
+    <input type="file" name="video">
+    <button type="submit">Upload</button>
+  </form>
+</body></html>
+"""
+
+
+def test_chromium_uploads_a_200_mb_file_through_a_form(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A plain HTML form posts a 200 MB file; the engine streams it to a temp file,
+    the view saves it (a rename), and the saved file is the same bytes."""
+    import hashlib
+
+    from bustapi import BustAPI, request
+    from bustapi.testing import LiveServer
+
+    root = tmp_path_factory.mktemp("upload-site")
+    temp, dest = root / "tmp", root / "saved"
+    temp.mkdir()
+    dest.mkdir()
+    source = root / "clip.mp4"
+    block = os.urandom(1024 * 1024)
+    digest = hashlib.sha256()
+    with open(source, "wb") as f:
+        for i in range(200):
+            piece = block[i:] + block[:i]  # no two MiB alike: a misplaced block shows
+            f.write(piece)
+            digest.update(piece)
+
+    app = BustAPI(__name__)
+    app.config["UPLOAD_TEMP_FOLDER"] = str(temp)
+
+    @app.route("/")
+    def index() -> str:
+        return UPLOAD_PAGE
+
+    @app.route("/upload", methods=["POST"], max_content_length=256 * 1024 * 1024)
+    def upload() -> str:
+        video = request.files["video"]
+        video.save(dest / "clip.mp4")
+        return f"<p id=done>{request.form['title']} {video.filename} {video.content_length}</p>"
+
+    with LiveServer(app) as server:
+        context = browser.new_context()
+        context.set_default_timeout(120_000)
+        try:
+            page = context.new_page()
+            page.goto(server.url + "/")
+            page.set_input_files("input[type=file]", str(source))
+            with page.expect_navigation():
+                page.click("button")
+            assert page.text_content("#done") == f"holiday clip.mp4 {200 * 1024 * 1024}"
+        finally:
+            context.close()
+    saved = hashlib.sha256()
+    with open(dest / "clip.mp4", "rb") as f:
+        while chunk := f.read(4 * 1024 * 1024):
+            saved.update(chunk)
+    assert saved.hexdigest() == digest.hexdigest(), "the saved file differs from the one sent"
+    assert os.listdir(temp) == []

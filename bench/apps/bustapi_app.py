@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bustapi import BustAPI, redirect, render_template, send_file, session, url_for
+from bustapi import BustAPI, redirect, render_template, request, send_file, session, url_for
 
 FIXTURES = os.environ.get("BENCH_STATIC", "/tmp/bustapi-bench/static")
 # The same key in every app of the benchmark: bench.py signs one session cookie with
@@ -20,8 +20,14 @@ SECRET_KEY = "bench-secret-key"
 # What the logged-in page lists: 20 rows, each with a url_for link.
 ITEMS = [{"id": i, "name": f"Video {i} <clip>"} for i in range(20)]
 
+# Where /upload saves; the engine writes uploads to temp files in the same folder,
+# so saving one is a rename.
+UPLOADS = os.path.join(os.path.dirname(FIXTURES), "uploads")
+os.makedirs(UPLOADS, exist_ok=True)
+
 app = BustAPI(static_folder=FIXTURES)
 app.secret_key = SECRET_KEY
+app.config["UPLOAD_TEMP_FOLDER"] = UPLOADS
 
 
 @app.route("/hello")
@@ -52,6 +58,14 @@ def item(item_id):
 @app.route("/video/<id>")
 def stream_video(id):
     return send_file(f"{FIXTURES}/{id}.mp4", mimetype="video/mp4")
+
+
+@app.route("/upload", methods=["POST"], max_content_length=2 << 30)
+def upload():
+    """A multipart upload (up to 2 GiB), saved under UPLOADS as bustapi.bin."""
+    f = request.files["f"]
+    f.save(os.path.join(UPLOADS, "bustapi.bin"))
+    return {"size": f.content_length}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask, redirect, render_template, send_file, session, url_for
+from flask import Flask, redirect, render_template, request, send_file, session, url_for
 
 FIXTURES = os.environ.get("BENCH_STATIC", "/tmp/bustapi-bench/static")
 # The same key in every app of the benchmark: bench.py signs one session cookie with
@@ -15,6 +15,10 @@ FIXTURES = os.environ.get("BENCH_STATIC", "/tmp/bustapi-bench/static")
 SECRET_KEY = "bench-secret-key"
 # What the logged-in page lists: 20 rows, each with a url_for link.
 ITEMS = [{"id": i, "name": f"Video {i} <clip>"} for i in range(20)]
+
+# Where /upload saves (Werkzeug parses uploads into temp files in the system temp folder).
+UPLOADS = os.path.join(os.path.dirname(FIXTURES), "uploads")
+os.makedirs(UPLOADS, exist_ok=True)
 
 app = Flask(__name__, static_folder=FIXTURES, static_url_path="/static")
 app.secret_key = SECRET_KEY
@@ -48,3 +52,12 @@ def item(item_id):
 @app.route("/video/<id>")
 def stream_video(id):
     return send_file(f"{FIXTURES}/{id}.mp4", mimetype="video/mp4")
+
+
+@app.route("/upload", methods=["POST"])
+def upload():
+    """A multipart upload, saved under UPLOADS as flask.bin (MAX_CONTENT_LENGTH is unset)."""
+    f = request.files["f"]
+    path = os.path.join(UPLOADS, "flask.bin")
+    f.save(path)
+    return {"size": os.path.getsize(path)}

@@ -23,7 +23,7 @@ from .ctx import (
     has_app_context,
     has_request_context,
 )
-from .datastructures import Headers, MultiDict
+from .datastructures import FileStorage, Headers, MultiDict
 from .exceptions import HTTPException, abort
 from .files import FileResponse, send_file, send_from_directory
 from .globals import current_app, g, request, session
@@ -54,6 +54,7 @@ __all__ = [
     "BustAPI",
     "Config",
     "FileResponse",
+    "FileStorage",
     "HTTPException",
     "Headers",
     "Markup",

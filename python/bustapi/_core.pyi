@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Union, final
 # constructed by __new__.
 
 __all__ = [
+    "BodyReadError",
     "ChunkStream",
     "CoreApp",
     "FileSpec",
@@ -26,6 +27,9 @@ sendfile_available: bool  # this build sends file bodies with sendfile(2) (Linux
 def sendfile_bytes() -> int:
     """File bytes this process has sent with sendfile(2) so far."""
 
+class BodyReadError(OSError):
+    """A streamed body the engine refused midway: ``args`` are ``(status, reason)``."""
+
 @final
 class RequestData:
     method: str
@@ -36,6 +40,10 @@ class RequestData:
     remote_addr: Optional[str]
     remote_port: Optional[int]
     body: bytes
+    body_kind: str  # "bytes", "form" or "stream"
+    def form_fields(self) -> list[tuple[str, str]]: ...
+    def form_files(self) -> list[tuple[str, str, list[tuple[str, str]], str, int]]: ...
+    def read_body(self, size: int) -> bytes: ...
     def header_items(self) -> list[tuple[str, str]]: ...
     def header(self, name: str) -> Optional[str]: ...
 
@@ -73,7 +81,14 @@ class ServerHandle:
 @final
 class CoreApp:
     def __new__(cls, dispatch: Callable[..., Any], view_threads: int = 16) -> CoreApp: ...
-    def add_route(self, rule: str, methods: list[str], endpoint: int) -> None: ...
+    def add_route(
+        self,
+        rule: str,
+        methods: list[str],
+        endpoint: int,
+        stream_body: bool = False,
+        max_body_size: Optional[int] = None,
+    ) -> None: ...
     def add_static(
         self,
         url_prefix: str,
@@ -98,6 +113,10 @@ class CoreApp:
         ssl_cert: Union[str, PathLike[str], None] = None,
         ssl_key: Union[str, PathLike[str], None] = None,
         sendfile: Optional[bool] = None,
+        max_form_memory_size: Optional[int] = None,
+        max_form_parts: Optional[int] = None,
+        upload_temp_folder: Union[str, PathLike[str], None] = None,
+        body_read_timeout: Optional[float] = None,
     ) -> None: ...
     @staticmethod
     def bind(host: str, port: int, reuse_port: bool = False) -> Listener: ...

@@ -47,7 +47,7 @@ _JSON_HEADERS = [("Content-Type", "application/json")]
 _HTML_HEADERS = [("Content-Type", "text/html; charset=utf-8")]
 
 # Engine-detected errors a Python hook or handler may want to see.
-_ENGINE_ERRORS = (400, 404, 405, 413)
+_ENGINE_ERRORS = (400, 404, 405, 408, 413, 507)
 
 
 def _make_timedelta(value: Union[timedelta, int, None]) -> Optional[timedelta]:
@@ -109,6 +109,7 @@ class BustAPI(Scaffold):
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 500_000,
         "MAX_FORM_PARTS": 1_000,
+        "UPLOAD_TEMP_FOLDER": None,
         "SEND_FILE_MAX_AGE_DEFAULT": None,
         "TRAP_BAD_REQUEST_ERRORS": None,
         "TRAP_HTTP_EXCEPTIONS": False,
@@ -366,7 +367,10 @@ class BustAPI(Scaffold):
         """Connects ``rule`` to ``endpoint`` and ``view_func`` (the decorators call this).
 
         ``methods`` defaults to the view's ``methods`` attribute or ``["GET"]``;
-        ``defaults`` gives values for arguments the rule does not capture. A rule
+        ``defaults`` gives values for arguments the rule does not capture.
+        ``stream_body=True`` gives the view the raw body as it arrives, in
+        ``request.stream`` (no buffering, no form parsing); ``max_content_length``
+        sets this route's body limit instead of ``MAX_CONTENT_LENGTH``. A rule
         without ``view_func`` only names a URL for ``url_for`` until a view is attached
         with :meth:`endpoint`.
         """
@@ -390,6 +394,8 @@ class BustAPI(Scaffold):
             )
         defaults = options.pop("defaults", None)
         options.pop("strict_slashes", None)  # the engine always redirects /dir to /dir/
+        stream_body = bool(options.pop("stream_body", False))
+        max_content_length = options.pop("max_content_length", None)
         if options:
             raise TypeError(f"add_url_rule() got unexpected options: {', '.join(sorted(options))}")
         # The rule lists OPTIONS as Flask's does (url_map, BuildError messages); the
@@ -410,7 +416,14 @@ class BustAPI(Scaffold):
             # (``app.add_url_rule("/", endpoint="index")``): name it, route nothing.
             self.url_map.add(parsed)
             return
-        self._core.add_route(rule, engine_methods, len(self._rules))
+        self._core.add_route(
+            rule,
+            engine_methods,
+            len(self._rules),
+            stream_body=stream_body,
+            max_body_size=None if max_content_length is None else int(max_content_length),
+        )
+        parsed.max_content_length = max_content_length
         if view_func is not None:
             self.view_functions[endpoint] = view_func
         self._engine_routes.update((rule, m) for m in engine_methods)
@@ -808,7 +821,8 @@ class BustAPI(Scaffold):
         self._run_options = (threads, dict(options))
         self._applied_config = self._engine_config()
         self._prepare()
-        max_body = self.config.get("MAX_CONTENT_LENGTH")
+        max_body = _body_limit(self.config.get("MAX_CONTENT_LENGTH"))
+        temp_folder = self.config.get("UPLOAD_TEMP_FOLDER")
         ssl_context = options.pop("ssl_context", None)
         cert = key = None
         if ssl_context is not None:
@@ -827,6 +841,10 @@ class BustAPI(Scaffold):
             access_log=options.pop("access_log", None),
             live_stats=options.pop("live_stats", None),
             sendfile=options.pop("sendfile", None),
+            body_read_timeout=options.pop("body_read_timeout", None),
+            max_form_memory_size=_body_limit(self.config.get("MAX_FORM_MEMORY_SIZE")),
+            max_form_parts=_body_limit(self.config.get("MAX_FORM_PARTS")),
+            upload_temp_folder=os.fspath(temp_folder) if temp_folder else None,
             view_threads=threads,
         )
         if options:
@@ -841,7 +859,15 @@ class BustAPI(Scaffold):
                 "TRUSTED_HOSTS is not supported by BustAPI yet: check the Host header at"
                 " your proxy or in a before_request hook, and leave TRUSTED_HOSTS unset."
             )
-        return (self.config.get("MAX_CONTENT_LENGTH"),)
+        return tuple(
+            self.config.get(key)
+            for key in (
+                "MAX_CONTENT_LENGTH",
+                "MAX_FORM_MEMORY_SIZE",
+                "MAX_FORM_PARTS",
+                "UPLOAD_TEMP_FOLDER",
+            )
+        )
 
     def _sync_config(self) -> None:
         """Re-applies the last run options with the current ``app.config`` if it
@@ -871,7 +897,8 @@ class BustAPI(Scaffold):
         ``ssl_context=("cert.pem", "key.pem")`` serves HTTPS, with HTTP/2 by ALPN.
         Options: ``max_body_size``, ``header_read_timeout``, ``write_timeout``,
         ``max_connections``, ``shutdown_timeout``, ``max_header_bytes``,
-        ``access_log`` (one line per request on stderr), ``live_stats``,
+        ``body_read_timeout`` (seconds a request body may stall before the client
+        is cut with 408), ``access_log`` (one line per request on stderr), ``live_stats``,
         ``sendfile`` (zero-copy file bodies on plain HTTP/1.x, default on)
         (defaults in the README).
         """
@@ -976,6 +1003,11 @@ def _package_parent(import_name: str, root_path: str) -> str:
     if spec.origin in (None, "built-in", "frozen"):
         return root_path
     return os.path.dirname(os.path.abspath(spec.origin))
+
+
+def _body_limit(value: Any) -> int:
+    """A size or count limit for the engine: ``None`` (Flask's "no limit") is the largest."""
+    return (1 << 64) - 1 if value is None else int(value)
 
 
 def _max_age_seconds(value: Any) -> Optional[int]:

@@ -75,6 +75,10 @@ class BadRequest(HTTPException):
     description = "The browser (or proxy) sent a request that this server could not understand."
 
 
+class ClientDisconnected(BadRequest):
+    """The client went away, or broke the body's framing, before the body was read."""
+
+
 class Unauthorized(HTTPException):
     code = 401
     description = "The server could not verify that you are authorized to access the URL requested."
@@ -290,6 +294,11 @@ class GatewayTimeout(HTTPException):
     description = "The connection to an upstream server timed out."
 
 
+class InsufficientStorage(HTTPException):
+    code = 507
+    description = "The server has no space left to store the request."
+
+
 class HTTPVersionNotSupported(HTTPException):
     code = 505
     description = "The server does not support the HTTP protocol version used in the request."
@@ -329,6 +338,7 @@ default_exceptions: dict[int, type[HTTPException]] = {
         ServiceUnavailable,
         GatewayTimeout,
         HTTPVersionNotSupported,
+        InsufficientStorage,
     )
 }
 

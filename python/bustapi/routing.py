@@ -97,6 +97,8 @@ class Rule:
         if "GET" in self.methods:
             self.methods |= {"HEAD"}
         self.defaults: dict[str, Any] = dict(defaults or {})
+        #: This route's body size limit (``max_content_length=``), else ``None``.
+        self.max_content_length: Optional[int] = None
         # (converter, name) for a variable part; (None, text) for literal text.
         self.parts: list[tuple[Optional[str], str]] = []
         pos = 0

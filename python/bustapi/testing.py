@@ -209,6 +209,18 @@ class _RequestData:
         self.body = body
         self._headers = [(k.lower(), v) for k, v in headers.items()]
 
+    # The engine parses multipart bodies; a request that never reaches it has bytes.
+    body_kind = "bytes"
+
+    def form_fields(self) -> list[tuple[str, str]]:
+        return []
+
+    def form_files(self) -> list[tuple[str, str, list[tuple[str, str]], str, int]]:
+        return []
+
+    def read_body(self, size: int) -> bytes:
+        return b""
+
     def header_items(self) -> list[tuple[str, str]]:
         return list(self._headers)
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json as _json
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Optional, Union
 from urllib.parse import parse_qsl, unquote
 
 from .cookies import dump_cookie, parse_cookie
-from .datastructures import Headers, MultiDict
-from .exceptions import BadRequest
+from .datastructures import FileStorage, Headers, MultiDict
+from .exceptions import BadRequest, ClientDisconnected, http_exception
 
 if TYPE_CHECKING:
     from ._core import RequestData
@@ -55,6 +56,9 @@ class Request:
         "_headers",
         "_args",
         "_form",
+        "_files",
+        "_stream",
+        "_cached_data",
         "_cookies",
         "_json",
         "view_args",
@@ -67,7 +71,10 @@ class Request:
         self.app = app
         self._headers: Optional[Headers] = None
         self._args: Optional[MultiDict] = None
-        self._form: Optional[MultiDict] = None
+        self._form: Optional[MultiDict[str]] = None
+        self._files: Optional[MultiDict[FileStorage]] = None
+        self._stream: Optional[IO[bytes]] = None
+        self._cached_data: Optional[bytes] = None
         self._cookies: Optional[dict[str, str]] = None
         self._json: Any = _UNSET
         #: The matched route's arguments, converted (``None`` when nothing matched).
@@ -193,12 +200,56 @@ class Request:
 
     @property
     def data(self) -> bytes:
-        """The raw request body."""
-        return self._data.body
+        """The raw request body (empty for a multipart form, which the engine parsed
+        into :attr:`form` and :attr:`files`, as Werkzeug's is after form parsing)."""
+        return self._body()
 
-    def get_data(self, as_text: bool = False) -> Union[bytes, str]:
-        body = self._data.body
+    def get_data(self, cache: bool = True, as_text: bool = False) -> Union[bytes, str]:
+        """The body, as :attr:`data`. On a ``stream_body=True`` route this reads the
+        rest of :attr:`stream` into memory (within the route's size limit)."""
+        body = self._body()
         return body.decode("utf-8", "replace") if as_text else body
+
+    def _body(self) -> bytes:
+        if self._data.body_kind != "stream":
+            return self._data.body
+        if self._cached_data is None:
+            self._cached_data = self.stream.read()
+        return self._cached_data
+
+    @property
+    def stream(self) -> IO[bytes]:
+        """The body as a binary file object. On a route declared with
+        ``stream_body=True`` it reads the body as it arrives, with bounded memory: a
+        view that reads slowly slows the client down. Elsewhere it holds the bytes
+        the engine read (nothing for a multipart form)."""
+        if self._stream is None:
+            if self._data.body_kind == "stream":
+                self._stream = io.BufferedReader(_BodyStream(self._data), 64 * 1024)
+            else:
+                self._stream = io.BytesIO(self._data.body)
+        return self._stream
+
+    @property
+    def files(self) -> MultiDict[FileStorage]:
+        """The uploaded files of a ``multipart/form-data`` body, by field name:
+        ``request.files["video"].save(path)``. Their bytes are on disk already."""
+        if self._files is None:
+            self._files = MultiDict(
+                (name, FileStorage(None, filename, name, headers=hdrs, temp_path=path, size=size))
+                for name, filename, hdrs, path, size in self._data.form_files()
+            )
+        return self._files
+
+    @property
+    def max_content_length(self) -> Optional[int]:
+        """The body size limit of this request: the route's ``max_content_length``,
+        else ``MAX_CONTENT_LENGTH``."""
+        rule = self.url_rule
+        limit = getattr(rule, "max_content_length", None) if rule is not None else None
+        if limit is not None:
+            return int(limit)
+        return self.app.config.get("MAX_CONTENT_LENGTH") if self.app is not None else None
 
     @property
     def content_type(self) -> Optional[str]:
@@ -229,7 +280,7 @@ class Request:
         if not (force or self.is_json):
             return None
         try:
-            value = _json.loads(self._data.body or b"null")
+            value = _json.loads(self._body() or b"null")
         except ValueError as e:
             if silent:
                 return None
@@ -242,18 +293,22 @@ class Request:
         return self.get_json()
 
     @property
-    def form(self) -> MultiDict:
-        """Fields of an ``application/x-www-form-urlencoded`` body."""
+    def form(self) -> MultiDict[str]:
+        """Fields of an ``application/x-www-form-urlencoded`` or ``multipart/form-data``
+        body (files are in :attr:`files`)."""
         if self._form is None:
-            if self.mimetype == "application/x-www-form-urlencoded":
-                text = self._data.body.decode("utf-8", "replace")
+            if self._data.body_kind == "form":
+                self._form = MultiDict(self._data.form_fields())
+            elif self.mimetype == "application/x-www-form-urlencoded":
+                text = self._body().decode("utf-8", "replace")
                 self._form = MultiDict(parse_qsl(text, keep_blank_values=True))
             else:
                 self._form = MultiDict()
         return self._form
 
     @property
-    def values(self) -> MultiDict:
+    def values(self) -> MultiDict[str]:
+        """:attr:`args` and :attr:`form` together (args first)."""
         return MultiDict(list(self.args.items(multi=True)) + list(self.form.items(multi=True)))
 
     @property
@@ -273,6 +328,47 @@ class Request:
 
 
 _UNSET: Any = object()
+
+
+class _BodyStream(io.RawIOBase):
+    """The raw body of a ``stream_body=True`` route, read from the engine as it
+    arrives (each read waits for bytes with the GIL released). A body the engine
+    refuses midway (too large, too slow, cut short) raises the matching HTTP error
+    (413, 408, 400), which becomes the response unless the view catches it."""
+
+    def __init__(self, data: RequestData) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        chunk = self._read(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        return self._read(size)
+
+    def readall(self) -> bytes:
+        out = bytearray()
+        while chunk := self._read(1 << 20):
+            out += chunk
+        return bytes(out)
+
+    def _read(self, size: int) -> bytes:
+        from ._core import BodyReadError
+
+        try:
+            return self._data.read_body(size)
+        except BodyReadError as e:
+            status, reason = e.args
+            if status == 400:
+                raise ClientDisconnected(reason) from None
+            raise http_exception(status, reason) from None
 
 
 class UserAgent(str):

@@ -3,7 +3,7 @@
 //! in-process for the test client.
 
 use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
-use bustapi_server::{Body, Config, Engine, PathPolicy, Router, StaticMount};
+use bustapi_server::{Body, Config, Engine, PathPolicy, RouteBody, Router, StaticMount};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -20,7 +20,7 @@ use tokio::runtime::Runtime;
 #[pyclass(module = "bustapi._core", name = "CoreApp")]
 pub struct CoreApp {
     dispatch: Py<PyAny>,
-    routes: Vec<(String, Vec<Method>, usize)>,
+    routes: Vec<(String, Vec<Method>, usize, RouteBody)>,
     statics: Vec<(String, PathBuf, Option<u64>, bool)>,
     error_codes: HashSet<u16>,
     config: Config,
@@ -34,11 +34,17 @@ impl CoreApp {
             return Ok(Arc::clone(engine));
         }
         let mut router = Router::new();
-        for (rule, methods, endpoint) in &self.routes {
+        for (rule, methods, endpoint, _) in &self.routes {
             router
                 .add(rule, methods, *endpoint)
                 .map_err(|e| PyValueError::new_err(e.to_string()))?;
         }
+        let route_bodies = self
+            .routes
+            .iter()
+            .filter(|(.., body)| *body != RouteBody::default())
+            .map(|(_, _, endpoint, body)| (*endpoint, *body))
+            .collect::<Vec<_>>();
         let statics = self
             .statics
             .iter()
@@ -58,12 +64,10 @@ impl CoreApp {
             self.view_threads,
             self.error_codes.clone(),
         )?;
-        let engine = Arc::new(Engine::new(
-            router,
-            statics,
-            Arc::new(dispatcher),
-            self.config.clone(),
-        ));
+        let engine = Arc::new(
+            Engine::new(router, statics, Arc::new(dispatcher), self.config.clone())
+                .with_route_bodies(route_bodies),
+        );
         self.built = Some(Arc::clone(&engine));
         Ok(engine)
     }
@@ -115,11 +119,21 @@ impl CoreApp {
     }
 
     /// Registers a Flask-style rule; raises `ValueError` for a malformed or clashing rule.
-    fn add_route(&mut self, rule: &str, methods: Vec<String>, endpoint: usize) -> PyResult<()> {
+    /// `stream_body` hands the view the raw body as it arrives; `max_body_size`
+    /// overrides the global limit for this route.
+    #[pyo3(signature = (rule, methods, endpoint, stream_body=false, max_body_size=None))]
+    fn add_route(
+        &mut self,
+        rule: &str,
+        methods: Vec<String>,
+        endpoint: usize,
+        stream_body: bool,
+        max_body_size: Option<u64>,
+    ) -> PyResult<()> {
         let methods = parse_methods(methods)?;
         // Validate against everything registered so far, so the error points at this call.
         let mut probe = Router::new();
-        for (r, m, e) in &self.routes {
+        for (r, m, e, _) in &self.routes {
             probe
                 .add(r, m, *e)
                 .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -127,7 +141,12 @@ impl CoreApp {
         probe
             .add(rule, &methods, endpoint)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        self.routes.push((rule.to_string(), methods, endpoint));
+        let body = RouteBody {
+            stream: stream_body,
+            max_size: max_body_size,
+        };
+        self.routes
+            .push((rule.to_string(), methods, endpoint, body));
         self.changed();
         Ok(())
     }
@@ -164,7 +183,9 @@ impl CoreApp {
 
     #[pyo3(signature = (*, max_body_size=None, header_read_timeout=None, shutdown_timeout=None,
         max_header_bytes=None, view_threads=None, write_timeout=None, max_connections=None,
-        access_log=None, live_stats=None, ssl_cert=None, ssl_key=None, sendfile=None))]
+        access_log=None, live_stats=None, ssl_cert=None, ssl_key=None, sendfile=None,
+        max_form_memory_size=None, max_form_parts=None, upload_temp_folder=None,
+        body_read_timeout=None))]
     #[allow(clippy::too_many_arguments)]
     fn configure(
         &mut self,
@@ -180,6 +201,10 @@ impl CoreApp {
         ssl_cert: Option<PathBuf>,
         ssl_key: Option<PathBuf>,
         sendfile: Option<bool>,
+        max_form_memory_size: Option<u64>,
+        max_form_parts: Option<usize>,
+        upload_temp_folder: Option<PathBuf>,
+        body_read_timeout: Option<f64>,
     ) -> PyResult<()> {
         let secs = |v: f64, what: &str| {
             Duration::try_from_secs_f64(v).map_err(|_| {
@@ -188,6 +213,17 @@ impl CoreApp {
         };
         if let Some(v) = max_body_size {
             self.config.max_body_size = v;
+        }
+        if let Some(v) = max_form_memory_size {
+            self.config.body.max_form_memory_size = v;
+        }
+        if let Some(v) = max_form_parts {
+            self.config.body.max_form_parts = v;
+        }
+        // Like TLS, every configure() call states the folder: none is the system's.
+        self.config.body.temp_folder = upload_temp_folder;
+        if let Some(v) = body_read_timeout {
+            self.config.body.read_timeout = secs(v, "body_read_timeout")?;
         }
         if let Some(v) = header_read_timeout {
             self.config.header_read_timeout = secs(v, "header_read_timeout")?;

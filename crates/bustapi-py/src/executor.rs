@@ -30,12 +30,21 @@ pub struct ViewJob {
 impl ViewJob {
     /// Runs the view on the calling thread (which must not hold the GIL) and replies.
     pub fn run(self, dispatch: &Py<PyAny>) {
-        Python::attach(|py| {
-            if !self.reply.is_closed() {
-                let response = run_view(py, dispatch, &self.request);
-                let _ = self.reply.send(response);
-            }
-        });
+        Python::attach(|py| self.answer(py, dispatch));
+    }
+
+    /// Runs the view and replies. The request (its upload temp files, its body
+    /// stream) is dropped before the reply goes out, so when the client sees the
+    /// response, every temp file the view did not keep is already gone.
+    fn answer(self, py: Python<'_>, dispatch: &Py<PyAny>) {
+        let ViewJob { request, reply } = self;
+        // A client that went away while its request was queued costs nothing.
+        if reply.is_closed() {
+            return;
+        }
+        let response = run_view(py, dispatch, &request);
+        drop(request);
+        let _ = reply.send(response);
     }
 }
 
@@ -81,11 +90,7 @@ fn worker(rx: &Receiver<ViewJob>, dispatch: &Py<PyAny>) {
         Python::attach(|py| {
             let mut job = first;
             loop {
-                // A client that went away while its request was queued costs nothing.
-                if !job.reply.is_closed() {
-                    let response = run_view(py, dispatch, &job.request);
-                    let _ = job.reply.send(response);
-                }
+                job.answer(py, dispatch);
                 match rx.try_recv() {
                     Ok(next) => job = next,
                     Err(_) => break,

@@ -40,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<app::ServerHandle>()?;
     m.add_class::<file_spec::PyFileSpec>()?;
     m.add_class::<request::RequestData>()?;
+    m.add("BodyReadError", m.py().get_type::<request::BodyReadError>())?;
     #[cfg(feature = "panic-probe")]
     m.add_class::<convert::PanicProbe>()?;
     m.add_class::<stream::PyChunkStream>()?;

@@ -6,6 +6,7 @@
 //! engine never learns what language the views are written in.
 
 use crate::file_spec::FileSpec;
+use crate::request_body::RequestBody;
 use crate::router::{Converter, EndpointId};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
@@ -22,7 +23,8 @@ pub enum Target {
     Error(StatusCode),
 }
 
-/// A fully read request, handed to application code.
+/// A routed request, handed to application code with its body read as the
+/// route asked (see [`RequestBody`]).
 pub struct ViewRequest {
     pub target: Target,
     pub method: Method,
@@ -30,7 +32,7 @@ pub struct ViewRequest {
     pub version: Version,
     /// Shared so the engine keeps them for file responses without copying.
     pub headers: std::sync::Arc<HeaderMap>,
-    pub body: Bytes,
+    pub body: RequestBody,
     pub remote_addr: Option<SocketAddr>,
     /// Arrived over TLS (`https`).
     pub secure: bool,

@@ -11,13 +11,14 @@ use crate::errors;
 use crate::file_response::serve_spec;
 use crate::framing;
 use crate::redirect::slash_redirect;
-use crate::router::{Match, Router};
+use crate::request_body::{self, BodyConfig, BodyError, RequestBody, RouteBody};
+use crate::router::{EndpointId, Match, Router};
 use crate::static_mount::{serve_static, StaticMount};
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{ALLOW, CONTENT_LENGTH};
+use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -26,8 +27,11 @@ use std::time::Duration;
 /// Engine limits and timeouts. Defaults are documented in the README.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Largest accepted request body; larger ones get 413 before being read.
+    /// Largest accepted request body; larger ones get 413 before being read (or,
+    /// without a Content-Length, as soon as the bytes counted pass it).
     pub max_body_size: u64,
+    /// Multipart forms, upload temp files and the body read timeout.
+    pub body: BodyConfig,
     /// Time allowed for a request's header to arrive (slowloris defence).
     pub header_read_timeout: Duration,
     /// Bound on the graceful-shutdown wait for in-flight responses.
@@ -53,6 +57,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_body_size: 16 * 1024 * 1024,
+            body: BodyConfig::default(),
             header_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
@@ -71,6 +76,8 @@ pub struct Engine {
     statics: Vec<StaticMount>,
     dispatcher: Arc<dyn Dispatcher>,
     pub config: Config,
+    /// Routes with body settings of their own (streamed, another size limit).
+    route_bodies: HashMap<EndpointId, RouteBody>,
 }
 
 impl Engine {
@@ -85,14 +92,24 @@ impl Engine {
             statics,
             dispatcher,
             config,
+            route_bodies: HashMap::new(),
         }
+    }
+
+    /// Gives routes body settings of their own: `(endpoint, settings)` pairs.
+    pub fn with_route_bodies(
+        mut self,
+        routes: impl IntoIterator<Item = (EndpointId, RouteBody)>,
+    ) -> Self {
+        self.route_bodies.extend(routes);
+        self
     }
 
     /// Answers one request. Never fails and never panics outward: a panic inside is
     /// logged and becomes a 500 for this request only.
     pub async fn handle<B>(&self, req: Request<B>, remote: Option<SocketAddr>) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         match AssertUnwindSafe(self.route(req, remote))
@@ -114,7 +131,7 @@ impl Engine {
 
     async fn route<B>(&self, req: Request<B>, remote: Option<SocketAddr>) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let path = req.uri().path();
@@ -140,9 +157,16 @@ impl Engine {
             Match::Found { endpoint, params } => {
                 let method = req.method().clone();
                 let (parts, body) = req.into_parts();
-                let body = match self.read_body(&parts.headers, body).await {
+                let route = self
+                    .route_bodies
+                    .get(&endpoint)
+                    .copied()
+                    .unwrap_or_default();
+                let max = self.config.max_body_size;
+                let read = request_body::read(&parts.headers, body, route, max, &self.config.body);
+                let body = match read.await {
                     Ok(b) => b,
-                    Err(status) => return self.error(status, None, parts, remote).await,
+                    Err(e) => return self.refuse_body(e, parts, remote).await,
                 };
                 let request = ViewRequest {
                     secure: parts.extensions.get::<Secure>().is_some(),
@@ -194,29 +218,24 @@ impl Engine {
         })
     }
 
-    /// Reads the whole body within `max_body_size`; the declared length is checked
-    /// first so an oversized upload is refused before a byte of it is read.
-    async fn read_body<B>(&self, headers: &HeaderMap, body: B) -> Result<Bytes, StatusCode>
-    where
-        B: http_body::Body<Data = Bytes> + Send,
-        B::Error: std::error::Error + Send + Sync + 'static,
-    {
-        let limit = self.config.max_body_size;
-        if let Some(len) = headers.get(CONTENT_LENGTH) {
-            match len.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-                Some(n) if n > limit => return Err(StatusCode::PAYLOAD_TOO_LARGE),
-                Some(_) => {}
-                None => return Err(StatusCode::BAD_REQUEST),
-            }
+    /// A body the engine refused (too large, malformed, too slow, disk full):
+    /// the application's handler renders it when it has one; the connection
+    /// closes after the answer unless nothing of the body was read.
+    async fn refuse_body(
+        &self,
+        error: BodyError,
+        parts: http::request::Parts,
+        remote: Option<SocketAddr>,
+    ) -> Response<Body> {
+        let status = error.status();
+        if !self.dispatcher.handles_error(status) {
+            return request_body::refusal(&error);
         }
-        let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-        match limited.collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                Err(StatusCode::PAYLOAD_TOO_LARGE)
-            }
-            Err(_) => Err(StatusCode::BAD_REQUEST),
-        }
+        let mut response = self.error(status, None, parts, remote).await;
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        response
     }
 
     /// An engine-detected error, rendered by the application's handler when it has one.
@@ -237,7 +256,7 @@ impl Engine {
                 uri: parts.uri,
                 version: parts.version,
                 headers: Arc::clone(&headers),
-                body: Bytes::new(),
+                body: RequestBody::empty(),
                 remote_addr: remote,
                 params: Vec::new(),
                 extensions: parts.extensions,

@@ -20,6 +20,7 @@ pub fn message(status: StatusCode) -> &'static str {
         431 => "The request header fields are too large.",
         500 => "The server encountered an internal error and was unable to complete your request.",
         503 => "The server is temporarily unable to handle the request.",
+        507 => "The server has no space left to store the request.",
         _ => "",
     }
 }

@@ -28,6 +28,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod body_stream;
 pub mod connection;
 pub mod dispatch;
 pub mod engine;
@@ -35,10 +36,12 @@ pub mod errors;
 pub mod file_cache;
 pub mod file_response;
 pub mod file_spec;
+pub mod form_data;
 pub mod framing;
 pub mod framing_watch;
 pub mod listing;
 pub mod redirect;
+pub mod request_body;
 pub mod router;
 pub mod sendfile;
 pub mod serve;
@@ -48,6 +51,7 @@ pub mod trim;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};
+pub use body_stream::{BodyReadHandle, BodyReader};
 /// The file-semantics crate this API is built on, for the types it carries
 /// (`FileBody`, `FileMeta`, `BodyPlan`, ...): an embedder needs no dependency
 /// of its own on `bustapi-files`, nor a second copy of it at another version.
@@ -59,6 +63,8 @@ pub use dispatch::{
 };
 pub use engine::{Config, Engine};
 pub use file_spec::{FileSpec, PathOrFile, Validator};
+pub use form_data::{Form, FormField, TempFiles, UploadedFile};
+pub use request_body::{BodyConfig, BodyError, RequestBody, RouteBody};
 pub use router::{Converter, Match, Router, RuleError};
 pub use serve::{bind, serve};
 pub use static_mount::StaticMount;
