@@ -489,3 +489,29 @@ def test_chromium_uploads_a_200_mb_file_through_a_form(
             saved.update(chunk)
     assert saved.hexdigest() == digest.hexdigest(), "the saved file differs from the one sent"
     assert os.listdir(temp) == []
+
+
+def test_demo_upload_form_adds_a_video_that_plays_and_seeks(
+    page: Page, tmp_path_factory: pytest.TempPathFactory, video_file: Path
+) -> None:
+    """The demo page's upload form: Chromium posts the clip, the page then lists it,
+    and the uploaded copy (served from the /uploads mount) plays and seeks."""
+    from bustapi.demo.app import create_app
+    from bustapi.testing import LiveServer
+
+    uploads = tmp_path_factory.mktemp("demo-uploads")
+    with LiveServer(create_app(str(uploads))) as server:
+        page.goto(server.url + "/")
+        page.set_input_files("#upload-form input[type=file]", str(video_file))
+        with page.expect_navigation():
+            page.click("#upload-form button")
+        (saved,) = os.listdir(uploads)
+        assert saved.endswith("-video.mp4")
+        assert (uploads / saved).read_bytes() == video_file.read_bytes()
+        path = f"/uploads/{saved}"
+        exchanges = record_media_exchanges(page, path)
+        try:
+            play_and_seek(page, server.url, "upload-0")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nHTTP responses for {path}: {exchanges}") from None
+        assert_ranges_served(exchanges, path, video_file.stat().st_size)

@@ -31,3 +31,23 @@ def test_demo_logs_the_range_requests_it_describes(tmp_path: Path) -> None:
             time.sleep(0.05)
     finally:
         stop_process(proc)
+
+
+def test_demo_upload_refuses_what_it_cannot_play_and_keeps_names_safe(tmp_path: Path) -> None:
+    import io
+
+    from bustapi.demo.app import create_app
+
+    uploads = tmp_path / "uploads"
+    client = create_app(str(uploads)).test_client()
+    assert client.post("/upload", data={}).status_code == 400
+    r = client.post("/upload", data={"video": (io.BytesIO(b"MZ..."), "setup.exe")})
+    assert r.status_code == 400 and "not a video" in r.text
+    r = client.post("/upload", data={"video": (io.BytesIO(b"\0" * 100), "../../évil clip.MP4")})
+    assert r.status_code == 302 and r.headers["Location"] == "/#uploads"
+    (saved,) = [p.name for p in uploads.iterdir()]
+    assert re.fullmatch(r"[0-9a-f]{8}-evil_clip\.mp4", saved), saved
+    page = client.get("/").text
+    assert f'src="/uploads/{saved}"' in page
+    r = client.get(f"/uploads/{saved}", headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206 and r.data == b"\0" * 10

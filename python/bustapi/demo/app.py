@@ -4,29 +4,89 @@ Everything here is the seed's public API, unchanged:
 
 * ``static/`` is a static folder: ``/static/video.mp4`` supports Range requests;
 * ``/video/sample`` streams the same video through a ``send_file`` route;
-* ``/download`` sends a CSV as an attachment with ``FileResponse``.
+* ``/download`` sends a CSV as an attachment with ``FileResponse``;
+* ``/upload`` takes a video from a form (the engine streams it to disk), which is
+  then served, seekable, from the ``/uploads`` mount.
+
+Uploads go to ``$BUSTAPI_DEMO_UPLOADS``, by default a folder in the system's temp
+directory.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
+from typing import Optional
 
-from bustapi import BustAPI, FileResponse, abort, send_file
+from bustapi import (
+    BustAPI,
+    FileResponse,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+)
+from bustapi.utils import secure_filename
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # id -> file; a real app would look this up in its catalogue.
 VIDEOS = {"sample": os.path.join(HERE, "static", "video.mp4")}
-
-app = BustAPI(__name__, static_folder="static")
-
-
-@app.route("/")
-def index() -> str:
-    with open(os.path.join(HERE, "templates", "index.html"), encoding="utf-8") as f:
-        return f.read()
+# What a browser's <video> can play; anything else is refused with 400.
+VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".ogv": "video/ogg"}
 
 
-@app.route("/video/<id>")
+def default_uploads() -> str:
+    return os.environ.get("BUSTAPI_DEMO_UPLOADS") or os.path.join(
+        tempfile.gettempdir(), "bustapi-demo-uploads"
+    )
+
+
+def create_app(uploads: Optional[str] = None) -> BustAPI:
+    """The demo app; ``uploads`` is where uploaded videos are kept."""
+    uploads = os.path.abspath(uploads or default_uploads())
+    os.makedirs(uploads, exist_ok=True)
+    app = BustAPI(__name__, static_folder="static")
+    # Uploaded videos are served by the engine too: ranges, seeking, no Python per request.
+    app.add_static("/uploads", uploads)
+    # The form's own limit: a few hundred MB of video, not the 16 MiB default.
+    upload_limit = 512 * 1024 * 1024
+
+    @app.route("/")
+    def index() -> str:
+        names = sorted(
+            (n for n in os.listdir(uploads) if os.path.splitext(n)[1].lower() in VIDEO_TYPES),
+            key=lambda n: os.path.getmtime(os.path.join(uploads, n)),
+        )
+        return render_template("index.html", uploads=names, limit_mb=upload_limit >> 20)
+
+    @app.route("/upload", methods=["POST"], max_content_length=upload_limit)
+    def upload() -> Response:
+        video = request.files.get("video")
+        if video is None or not video.filename:
+            abort(400, "choose a video file to upload")
+        name = secure_filename(video.filename)
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in VIDEO_TYPES:
+            abort(400, f"not a video this page can play ({', '.join(sorted(VIDEO_TYPES))})")
+        # A short random prefix: two uploads of "clip.mp4" never overwrite each other.
+        name = f"{uuid.uuid4().hex[:8]}-{stem or 'video'}{ext.lower()}"
+        video.save(os.path.join(uploads, name))  # a rename of the engine's temp file
+        return redirect("/#uploads")
+
+    register_seed_routes(app)
+    return app
+
+
+def register_seed_routes(app: BustAPI) -> None:
+    """The seed's send_file and FileResponse examples."""
+    app.add_url_rule("/video/<id>", view_func=stream_video)
+    app.add_url_rule("/download", view_func=download_large_file)
+    app.add_url_rule("/hello", view_func=hello)
+
+
 def stream_video(id: str) -> FileResponse:
     file_path = VIDEOS.get(id)
     if file_path is None:
@@ -34,7 +94,6 @@ def stream_video(id: str) -> FileResponse:
     return send_file(file_path, mimetype="video/mp4")
 
 
-@app.route("/download")
 def download_large_file() -> FileResponse:
     return FileResponse(
         path=os.path.join(HERE, "data", "dataset.csv"),
@@ -44,10 +103,11 @@ def download_large_file() -> FileResponse:
     )
 
 
-@app.route("/hello")
 def hello() -> dict[str, str]:
     return {"message": "Hello, world!"}
 
+
+app = create_app()
 
 if __name__ == "__main__":
     app.run()
