@@ -10,6 +10,7 @@ use crate::errors;
 use crate::file_response::{serve_spec, serve_static, slash_redirect, StaticMount};
 use crate::framing;
 use crate::router::{Match, Router};
+use crate::tus::ResumableUploads;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{ALLOW, CONTENT_LENGTH};
@@ -68,6 +69,7 @@ pub struct Engine {
     statics: Vec<StaticMount>,
     dispatcher: Arc<dyn Dispatcher>,
     pub config: Config,
+    resumable: Vec<ResumableUploads>,
 }
 
 impl Engine {
@@ -82,7 +84,14 @@ impl Engine {
             statics,
             dispatcher,
             config,
+            resumable: Vec::new(),
         }
+    }
+
+    /// Serves a tus endpoint (see [`crate::tus`]); its URLs take precedence
+    /// over static mounts and routes, except for `GET`.
+    pub fn add_resumable_uploads(&mut self, uploads: ResumableUploads) {
+        self.resumable.push(uploads);
     }
 
     /// Answers one request. Never fails and never panics outward: a panic inside is
@@ -129,6 +138,9 @@ impl Engine {
         }
         if let Err(why) = framing::check(req.version(), req.headers()) {
             return framing::refusal(why);
+        }
+        if let Some(tus) = self.resumable.iter().find(|t| t.claims(req.method(), path)) {
+            return tus.handle(req, remote, self.dispatcher.as_ref()).await;
         }
         if let Some(resp) = self.try_static(&req).await {
             return resp;
@@ -267,7 +279,7 @@ fn allow_response(status: StatusCode, allow: &str) -> Response<Body> {
 
 /// Turns a view's answer into the response: bytes get an exact Content-Length
 /// (HEAD keeps it and drops the body), files go through `bustapi-files`.
-async fn finish(
+pub(crate) async fn finish(
     method: &Method,
     request_headers: &HeaderMap,
     answer: ViewResponse,

@@ -40,6 +40,7 @@ pub mod sendfile;
 pub mod serve;
 pub mod tls;
 pub mod trim;
+pub mod tus;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};
@@ -50,3 +51,4 @@ pub use engine::{Config, Engine};
 pub use file_response::{FileSource, FileSpec, StaticMount, Validator};
 pub use router::{Converter, Match, Router, RuleError};
 pub use serve::{bind, serve};
+pub use tus::{ResumableConfig, ResumableUploads};
