@@ -28,9 +28,9 @@ from .ctx import AppContext, RequestContext, _AppCtxGlobals, _test_local
 from .datastructures import Headers
 from .exceptions import HTTPException, InternalServerError, http_exception
 from .globals import _cv_request
+from .resumable import ResumableUpload, authorize_view, complete_view
 from .routing import BuildError, Map, Rule, quote_anchor
 from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
-from .resumable import ResumableUpload, authorize_view, complete_view
 from .sessions import SecureCookieSessionInterface, SessionInterface
 from .streaming import StreamingResponse
 from .wrappers import Request, Response, dumps_json
@@ -248,14 +248,14 @@ class BustAPI(Scaffold):
         os.makedirs(path, exist_ok=True)
         if isinstance(expiration, timedelta):
             expiration = expiration.total_seconds()
-        number = len(self._resumable)
+        name = f"_resumable_{len(self._resumable)}"
         hooks: dict[str, Optional[int]] = {"authorize": None, "on_complete": None}
         if authorize is not None:
             view = authorize_view(authorize)
-            hooks["authorize"] = self._add_hidden_view(prefix, f"_resumable_{number}_authorize", view)
+            hooks["authorize"] = self._add_hidden_view(prefix, f"{name}_authorize", view)
         if on_complete is not None:
             view = complete_view(on_complete)
-            hooks["on_complete"] = self._add_hidden_view(prefix, f"_resumable_{number}_complete", view)
+            hooks["on_complete"] = self._add_hidden_view(prefix, f"{name}_complete", view)
         self._core.add_resumable_uploads(
             prefix,
             path,

@@ -149,9 +149,17 @@ impl Store {
             return Err(Err(Unavailable::Busy));
         }
         let meta = file.metadata().map_err(|e| Err(e.into()))?;
-        // Terminated (or moved into place) between our open and our lock.
-        if meta.nlink() == 0 {
-            return Err(Err(Unavailable::NotFound));
+        // While we waited for the lock the upload may have been finished (moved
+        // into place) or terminated: then this descriptor is no longer the upload's
+        // data file, and what the sidecar now says decides.
+        let still_there = fs::symlink_metadata(self.data_path(id))
+            .is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev());
+        if !still_there {
+            return match self.read_info(id) {
+                Ok(info) if info.complete => Err(Ok(info)),
+                Ok(_) | Err(Unavailable::NotFound) => Err(Err(Unavailable::NotFound)),
+                Err(e) => Err(Err(e)),
+            };
         }
         let modified = meta.modified().map_err(|e| Err(e.into()))?;
         if is_expired(modified, expiration) {
@@ -166,9 +174,11 @@ impl Store {
         })
     }
 
-    /// The data file is gone but the sidecar says incomplete: either the upload
-    /// was moved into place and the process died before marking it complete (the
-    /// finished file has exactly the declared length), or it is gone.
+    /// The data file is gone but the sidecar said incomplete: the upload was
+    /// moved into place a moment ago (by a request finishing it now, or by one
+    /// that died before marking it complete), so the finished file has exactly
+    /// the declared length — or it is gone. Nothing is written here: the request
+    /// finishing it writes the sidecar, under its lock.
     fn recover_complete(
         &self,
         id: &UploadId,
@@ -181,7 +191,6 @@ impl Store {
         let finished = fs::metadata(self.final_path(id)).ok().map(|m| m.len());
         if finished.is_some() && finished == info.length {
             info.complete = true;
-            self.write_info(id, &info)?;
             return Ok(info);
         }
         Err(Unavailable::NotFound)
