@@ -3,10 +3,12 @@
 //! Bytes never wait for the whole body and never enter Python. Frames are
 //! gathered into batches of up to [`BATCH`] bytes and written with positioned
 //! writes (`pwrite`) on the blocking pool, one batch in flight while the next is
-//! read from the socket, so disk and network overlap. When the socket has
-//! nothing more to give at the moment, whatever has been gathered is written at
-//! once: bytes that reached the server are on disk (in the page cache) before
-//! the connection can break, and a resumed upload loses none of them.
+//! read from the socket, so disk and network overlap. When the socket has had
+//! nothing more to give for a moment ([`IDLE`]), whatever has been gathered is
+//! written: bytes that reached the server are on disk (in the page cache) even
+//! if the connection then stalls and the process is killed, and a resumed
+//! upload loses none of them. (When the connection breaks, they are written
+//! at once.)
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -21,6 +23,11 @@ use tokio::task::JoinHandle;
 /// Large enough that the blocking-pool hand-off costs nothing per byte, small
 /// enough that memory stays flat whatever the upload's size.
 const BATCH: usize = 1 << 20;
+
+/// How long the socket may stay quiet before a partial batch is written anyway.
+/// A socket drained faster than the client fills it is quiet for microseconds
+/// at a time; writing on every such pause would cut the stream into tiny writes.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(2);
 
 #[derive(Debug)]
 pub enum AppendEnd {
@@ -65,16 +72,18 @@ where
     let end = loop {
         let frame = match body.frame().now_or_never() {
             Some(frame) => frame,
-            None => {
-                // Nothing more right now: put what we have on disk while we wait.
-                if batched > 0 {
+            None if batched == 0 => body.frame().await,
+            None => match tokio::time::timeout(IDLE, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_quiet) => {
+                    // Nothing more for a while: put what we have on disk meanwhile.
                     batched = 0;
                     if let Err(e) = writer.submit(std::mem::take(&mut batch)).await {
                         break AppendEnd::WriteFailed(e);
                     }
+                    continue;
                 }
-                body.frame().await
-            }
+            },
         };
         let data = match frame {
             None => break AppendEnd::Done,
