@@ -625,3 +625,43 @@ def test_a_finished_upload_is_served_with_ranges(
         etag = r.headers["etag"]
         again = http_request(port, "GET", url.format(id=id), {**headers, "If-Range": etag})
         assert again.status == 206
+
+
+def test_a_failing_hook_is_a_500_and_a_finished_upload_stays_finished(
+    serve: Callable[..., LiveServer], folder: Path
+) -> None:
+    calls: list[ResumableUpload] = []
+
+    def authorize(upload: ResumableUpload) -> None:
+        if upload.length == 13:
+            raise ValueError("a bug in authorize")
+
+    def on_complete(upload: ResumableUpload) -> None:
+        calls.append(upload)
+        raise RuntimeError("a bug in on_complete")
+
+    app = make_app(folder, authorize=authorize, on_complete=on_complete)
+    tus = Tus(serve(app).port, folder)
+    assert tus.post(13).status == 500
+    assert tus.stored() == set()
+    id = tus.create(3)
+    assert tus.patch(id, 0, b"abc").status == 500
+    assert tus.offset(id) == 3 and (folder / id).read_bytes() == b"abc"
+    assert tus.patch(id, 3, b"").status == 204
+    assert len(calls) == 1, "not retried"
+
+
+def test_before_request_hooks_run_for_the_hooks(
+    serve: Callable[..., LiveServer], folder: Path
+) -> None:
+    app = make_app(folder, authorize=lambda upload: None)
+
+    @app.before_request
+    def api_key() -> Any:
+        if request.headers.get("X-Api-Key") != "secret":
+            return "an API key is required", 401
+        return None
+
+    tus = Tus(serve(app).port, folder)
+    assert tus.post(3).status == 401
+    assert tus.post(3, X_Api_Key="secret").status == 201

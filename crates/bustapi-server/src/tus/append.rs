@@ -29,6 +29,11 @@ const BATCH: usize = 1 << 20;
 /// at a time; writing on every such pause would cut the stream into tiny writes.
 const IDLE: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// A body that sends nothing for this long is given up on (the protocol's
+/// suggested timeout), so a stalled client does not hold the upload's lock —
+/// and keep its own resumed PATCH at 423 — until TCP notices.
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug)]
 pub enum AppendEnd {
     /// The body ended; all of it is written.
@@ -37,6 +42,8 @@ pub enum AppendEnd {
     TooLarge,
     /// The body broke off (client gone, connection reset); what arrived is written.
     Interrupted,
+    /// Nothing arrived for [`STALL`]; what arrived before is written.
+    Stalled,
     /// Writing failed (a full disk…); the file holds what was written before.
     WriteFailed(io::Error),
 }
@@ -72,7 +79,10 @@ where
     let end = loop {
         let frame = match body.frame().now_or_never() {
             Some(frame) => frame,
-            None if batched == 0 => body.frame().await,
+            None if batched == 0 => match tokio::time::timeout(STALL, body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => break AppendEnd::Stalled,
+            },
             None => match tokio::time::timeout(IDLE, body.frame()).await {
                 Ok(frame) => frame,
                 Err(_quiet) => {
@@ -107,7 +117,12 @@ where
         }
     };
     let mut end = end;
-    if batched > 0 && matches!(end, AppendEnd::Done | AppendEnd::Interrupted) {
+    if batched > 0
+        && matches!(
+            end,
+            AppendEnd::Done | AppendEnd::Interrupted | AppendEnd::Stalled
+        )
+    {
         if let Err(e) = writer.submit(batch).await {
             end = AppendEnd::WriteFailed(e);
         }
@@ -174,6 +189,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
     use http_body::Frame;
     use http_body_util::{BodyExt, Full, StreamBody};
 
@@ -223,6 +239,19 @@ mod tests {
         let out = append(file, 0, u64::MAX, body, None).await;
         assert!(matches!(out.end, AppendEnd::Interrupted), "{:?}", out.end);
         assert_eq!(std::fs::read(&path).unwrap(), b"abcdef");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_is_given_up_after_its_bytes_are_written() {
+        let (path, file) = temp_file();
+        let frames = futures_util::stream::iter([Ok::<_, io::Error>(Frame::data(
+            Bytes::from_static(b"abc"),
+        ))])
+        .chain(futures_util::stream::pending());
+        let out = append(file, 0, u64::MAX, StreamBody::new(frames), None).await;
+        assert!(matches!(out.end, AppendEnd::Stalled), "{:?}", out.end);
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
         std::fs::remove_file(path).unwrap();
     }
 

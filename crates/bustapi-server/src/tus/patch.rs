@@ -205,6 +205,13 @@ where
             )),
             checksum.is_some(),
         ),
+        AppendEnd::Stalled => (
+            Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "no body bytes arrived for 30 seconds",
+            )),
+            checksum.is_some(),
+        ),
         AppendEnd::WriteFailed(e) => (Err(io_failure(&e)), checksum.is_some()),
     };
     let store = Arc::clone(&up.store);
