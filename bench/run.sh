@@ -7,6 +7,7 @@
 #   bench/run.sh                         # everything, ~8 minutes on 2 cores (+ first build)
 #   BENCH_DURATION=3 BENCH_ROUNDS=1 bench/run.sh          # a quick smoke run
 #   BENCH_WORKLOADS=hello BENCH_SERVERS=bustapi,granian bench/run.sh
+#   BENCH_WORKLOADS=tus_upload BENCH_WRITE=0 bench/run.sh  # tus: 1 GiB in 8 MiB PATCHes
 #
 # Environment (all optional):
 #   BENCH_DURATION   seconds per wrk run (default 5)       BENCH_ROUNDS   rounds (default 3)
@@ -93,6 +94,11 @@ rm -rf "$WHEELS"
 
 log "running bench/bench.py"
 "$VENV/bin/python" "$BENCH/bench.py" "$@"
+# The tus upload workload has its own client: run when everything or it is selected.
+if [ -z "${BENCH_WORKLOADS:-}" ] || [[ ",$BENCH_WORKLOADS," == *,tus_upload,* ]]; then
+    log "running bench/tus_upload.py"
+    (cd "$BENCH" && "$VENV/bin/python" tus_upload.py)
+fi
 # Workloads 6 and 7 (2 GiB download, 10,000 slow clients) need their own clients;
 # skipped when a subset of workloads was asked for.
 if [ -z "${BENCH_WORKLOADS:-}" ]; then

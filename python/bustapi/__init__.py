@@ -37,6 +37,7 @@ from .helpers import (
     stream_with_context,
     url_for,
 )
+from .resumable import ResumableUpload
 from .routing import BuildError
 from .streaming import StreamingResponse
 from .templating import (
@@ -61,6 +62,7 @@ __all__ = [
     "MultiDict",
     "Request",
     "Response",
+    "ResumableUpload",
     "StreamingResponse",
     "abort",
     "after_this_request",

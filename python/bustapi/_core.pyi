@@ -96,6 +96,17 @@ class CoreApp:
         max_age: Optional[int] = None,
         listing: bool = False,
     ) -> None: ...
+    def add_resumable_uploads(
+        self,
+        url_prefix: str,
+        folder: Union[str, PathLike[str]],
+        *,
+        max_size: Optional[int] = None,
+        expiration: Optional[float] = None,
+        sync_each_patch: bool = True,
+        authorize: Optional[int] = None,
+        on_complete: Optional[int] = None,
+    ) -> None: ...
     def reset_statics(self) -> None: ...
     def set_error_codes(self, codes: list[int]) -> None: ...
     def configure(

@@ -30,6 +30,7 @@ from .ctx import AppContext, RequestContext, _AppCtxGlobals, _test_local
 from .datastructures import Headers
 from .exceptions import HTTPException, InternalServerError, default_exceptions, http_exception
 from .globals import _cv_request
+from .resumable import ResumableUpload, authorize_view, complete_view
 from .routing import BuildError, Map, Rule, quote_anchor
 from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
 from .sessions import SecureCookieSessionInterface, SessionInterface
@@ -172,6 +173,7 @@ class BustAPI(Scaffold):
         # Engine endpoint id -> rule; the engine matches, Python looks the view up.
         self._rules: list[Rule] = []
         self._engine_routes: set[tuple[str, str]] = set()
+        self._resumable: list[str] = []  # tus url prefixes
         self._core = _core.CoreApp(self._dispatch)
         self._got_first_request = False
         # (url prefix, folder) of every engine-served static folder: the app's and
@@ -212,6 +214,73 @@ class BustAPI(Scaffold):
             raise ValueError("url_path must start with '/'")
         folder = os.path.join(self.root_path, os.fspath(folder))
         self._add_static_mount(url_path.rstrip("/") or "/", folder, listing, max_age)
+
+    def resumable_uploads(
+        self,
+        url_prefix: str,
+        folder: Union[str, os.PathLike[str]],
+        *,
+        max_size: Optional[int] = None,
+        on_complete: Optional[Callable[[ResumableUpload], Any]] = None,
+        authorize: Optional[Callable[[ResumableUpload], Any]] = None,
+        expiration: Union[timedelta, int, float, None] = timedelta(days=1),
+        fsync: bool = True,
+    ) -> None:
+        """Serves resumable uploads (the tus 1.0 protocol) at ``url_prefix``:
+
+        >>> app.resumable_uploads("/files/", folder="incoming", max_size=8 << 30,
+        ...                       on_complete=lambda upload: print(upload.path))
+
+        The engine answers ``POST``/``HEAD``/``PATCH``/``DELETE``/``OPTIONS``
+        under the prefix (creation, creation-with-upload, creation-defer-length,
+        termination, expiration and checksum extensions) and writes upload bytes
+        to ``folder`` itself, without Python. ``GET`` falls through to the rest of
+        the app, so ``app.add_static(url_prefix, folder)`` serves finished uploads
+        at their upload URLs.
+
+        ``authorize(upload)`` runs like a view before an upload is created (it
+        sees ``request`` with its headers, ``session``, ``g``): return ``None`` to
+        allow, ``False`` or a response, or ``abort(401)``, to refuse.
+        ``on_complete(upload)`` runs once, in the request that delivered the last
+        byte, when the file is complete at ``upload.path`` (``<folder>/<id>``).
+        ``max_size`` caps an upload's length (``Tus-Max-Size``); ``expiration``
+        (default one day, ``None`` for never) removes unfinished uploads not
+        written to for that long. With ``fsync`` (the default) every PATCH is on
+        stable storage before it is acknowledged; without, data is synced only at
+        completion (a crash of the process loses nothing, a power cut may lose
+        the last acknowledged bytes).
+        """
+        prefix = "/" + url_prefix.strip("/") + "/"
+        if prefix == "//":
+            raise ValueError("url_prefix must not be '/': it would take every URL")
+        path = os.path.join(self.root_path, os.fspath(folder))
+        os.makedirs(path, exist_ok=True)
+        if isinstance(expiration, timedelta):
+            expiration = expiration.total_seconds()
+        name = f"_resumable_{len(self._resumable)}"
+        hooks: dict[str, Optional[int]] = {"authorize": None, "on_complete": None}
+        if authorize is not None:
+            view = authorize_view(authorize)
+            hooks["authorize"] = self._add_hidden_view(prefix, f"{name}_authorize", view)
+        if on_complete is not None:
+            view = complete_view(on_complete)
+            hooks["on_complete"] = self._add_hidden_view(prefix, f"{name}_complete", view)
+        self._core.add_resumable_uploads(
+            prefix,
+            path,
+            max_size=max_size,
+            expiration=None if expiration is None else float(expiration),
+            sync_each_patch=fsync,
+            **hooks,
+        )
+        self._resumable.append(prefix)
+
+    def _add_hidden_view(self, rule: str, endpoint: str, view: Callable[..., Any]) -> int:
+        """A view the engine dispatches to by id with no URL of its own (the tus
+        hooks): it runs like any view, but nothing routes to it or builds it."""
+        self.view_functions[endpoint] = view
+        self._rules.append(Rule(rule, endpoint, ("POST",)))
+        return len(self._rules) - 1
 
     # -- names, config, logging ------------------------------------------------------
 

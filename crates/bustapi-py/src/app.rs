@@ -3,7 +3,10 @@
 //! in-process for the test client.
 
 use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
-use bustapi_server::{Body, Config, Engine, PathPolicy, RouteBody, Router, StaticMount};
+use bustapi_server::{
+    Body, Config, Engine, PathPolicy, ResumableConfig, ResumableUploads, RouteBody, Router,
+    StaticMount,
+};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -25,6 +28,7 @@ pub struct CoreApp {
     error_codes: HashSet<u16>,
     config: Config,
     view_threads: usize,
+    resumable: Vec<ResumableConfig>,
     built: Option<Arc<Engine>>,
 }
 
@@ -64,10 +68,12 @@ impl CoreApp {
             self.view_threads,
             self.error_codes.clone(),
         )?;
-        let engine = Arc::new(
-            Engine::new(router, statics, Arc::new(dispatcher), self.config.clone())
-                .with_route_bodies(route_bodies),
-        );
+        let mut engine = Engine::new(router, statics, Arc::new(dispatcher), self.config.clone())
+            .with_route_bodies(route_bodies);
+        for config in &self.resumable {
+            engine.add_resumable_uploads(ResumableUploads::new(config.clone()));
+        }
+        let engine = Arc::new(engine);
         self.built = Some(Arc::clone(&engine));
         Ok(engine)
     }
@@ -114,6 +120,7 @@ impl CoreApp {
             error_codes: HashSet::new(),
             config: Config::default(),
             view_threads,
+            resumable: Vec::new(),
             built: None,
         }
     }
@@ -166,6 +173,45 @@ impl CoreApp {
         let prefix = url_prefix.trim_end_matches('/');
         self.statics
             .push((prefix.to_string(), folder, max_age, listing));
+        self.changed();
+        Ok(())
+    }
+
+    /// Serves the tus protocol at `url_prefix`, storing uploads in `folder`.
+    /// `authorize` and `on_complete` are endpoint ids (not routed) that the
+    /// engine dispatches to when an upload is created and when it completes.
+    #[pyo3(signature = (url_prefix, folder, *, max_size=None, expiration=None,
+        sync_each_patch=true, authorize=None, on_complete=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_resumable_uploads(
+        &mut self,
+        url_prefix: &str,
+        folder: PathBuf,
+        max_size: Option<u64>,
+        expiration: Option<f64>,
+        sync_each_patch: bool,
+        authorize: Option<usize>,
+        on_complete: Option<usize>,
+    ) -> PyResult<()> {
+        if !url_prefix.starts_with('/') {
+            return Err(PyValueError::new_err("url_prefix must start with '/'"));
+        }
+        let expiration = expiration
+            .map(|s| {
+                Duration::try_from_secs_f64(s).map_err(|_| {
+                    PyValueError::new_err("expiration must be a non-negative number of seconds")
+                })
+            })
+            .transpose()?;
+        self.resumable.push(ResumableConfig {
+            prefix: url_prefix.to_string(),
+            folder: folder.canonicalize().unwrap_or(folder),
+            max_size,
+            expiration,
+            sync_each_patch,
+            authorize,
+            on_complete,
+        });
         self.changed();
         Ok(())
     }

@@ -14,6 +14,7 @@ use crate::redirect::slash_redirect;
 use crate::request_body::{self, BodyConfig, BodyError, RequestBody, RouteBody};
 use crate::router::{EndpointId, Match, Router};
 use crate::static_mount::{serve_static, StaticMount};
+use crate::tus::ResumableUploads;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH};
@@ -78,6 +79,7 @@ pub struct Engine {
     pub config: Config,
     /// Routes with body settings of their own (streamed, another size limit).
     route_bodies: HashMap<EndpointId, RouteBody>,
+    resumable: Vec<ResumableUploads>,
 }
 
 impl Engine {
@@ -93,6 +95,7 @@ impl Engine {
             dispatcher,
             config,
             route_bodies: HashMap::new(),
+            resumable: Vec::new(),
         }
     }
 
@@ -103,6 +106,12 @@ impl Engine {
     ) -> Self {
         self.route_bodies.extend(routes);
         self
+    }
+
+    /// Serves a tus endpoint (see [`crate::tus`]); its URLs take precedence
+    /// over static mounts and routes, except for `GET`.
+    pub fn add_resumable_uploads(&mut self, uploads: ResumableUploads) {
+        self.resumable.push(uploads);
     }
 
     /// Answers one request. Never fails and never panics outward: a panic inside is
@@ -149,6 +158,9 @@ impl Engine {
         }
         if let Err(why) = framing::check(req.version(), req.headers()) {
             return framing::refusal(why);
+        }
+        if let Some(tus) = self.resumable.iter().find(|t| t.claims(req.method(), path)) {
+            return tus.handle(req, remote, self.dispatcher.as_ref()).await;
         }
         if let Some(resp) = self.try_static(&req).await {
             return resp;
@@ -289,7 +301,7 @@ fn allow_response(status: StatusCode, allow: &str) -> Response<Body> {
 
 /// Turns a view's answer into the response: bytes get an exact Content-Length
 /// (HEAD keeps it and drops the body), files go through `bustapi-files`.
-async fn finish(
+pub(crate) async fn finish(
     method: &Method,
     request_headers: &HeaderMap,
     answer: ViewResponse,

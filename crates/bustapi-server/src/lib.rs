@@ -48,6 +48,7 @@ pub mod serve;
 pub mod static_mount;
 pub mod tls;
 pub mod trim;
+pub mod tus;
 pub mod write_timeout;
 
 pub use body::{Body, StreamBody};
@@ -68,3 +69,4 @@ pub use request_body::{BodyConfig, BodyError, RequestBody, RouteBody};
 pub use router::{Converter, Match, Router, RuleError};
 pub use serve::{bind, serve};
 pub use static_mount::StaticMount;
+pub use tus::{ResumableConfig, ResumableUploads};
