@@ -141,7 +141,10 @@ impl ResumableUploads {
             protocol::version_refusal()
         } else {
             let head = hooks::RequestHead {
-                secure: parts.extensions.get::<crate::connection::Secure>().is_some(),
+                secure: parts
+                    .extensions
+                    .get::<crate::connection::Secure>()
+                    .is_some(),
                 method: parts.method,
                 uri: parts.uri,
                 version: parts.version,
