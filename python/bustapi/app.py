@@ -535,6 +535,8 @@ class BustAPI(Scaffold):
         return RequestContext(self, self.request_class(data, self))  # type: ignore[arg-type]
 
     def do_teardown_request(self, exc: Optional[BaseException] = None) -> None:
+        if not self.teardown_request_funcs:
+            return
         req_ctx = _cv_request.get(None)
         names: Iterable[Optional[str]] = (None,)
         if req_ctx is not None:
@@ -714,6 +716,8 @@ class BustAPI(Scaffold):
         return self.finalize_request(rv)
 
     def preprocess_request(self) -> Any:
+        if not self.url_value_preprocessors and not self.before_request_funcs:
+            return None  # the usual app: nothing to run, and nothing to compute for it
         request = _cv_request.get().request
         names = (None, *reversed(request.blueprints))
         for name in names:
@@ -865,7 +869,8 @@ class BustAPI(Scaffold):
 
     @property
     def _has_after_hooks(self) -> bool:
-        return any(self.after_request_funcs.values())
+        funcs = self.after_request_funcs
+        return bool(funcs) and any(funcs.values())
 
     def _prepare(self) -> None:
         """Hands what the engine needs from Python-side state to it before it serves

@@ -316,7 +316,12 @@ class Request:
         """The request's cookies; one malformed cookie (another site's on the same
         domain) never hides the others."""
         if self._cookies is None:
-            self._cookies = parse_cookie("; ".join(self.headers.getlist("Cookie")))
+            if self._headers is None and self._data.header("cookie") is None:
+                # No Cookie header: answered without converting every header to Python
+                # (the session machinery asks on each request).
+                self._cookies = {}
+            else:
+                self._cookies = parse_cookie("; ".join(self.headers.getlist("Cookie")))
         return self._cookies
 
     @property
