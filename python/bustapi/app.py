@@ -32,7 +32,7 @@ from .exceptions import HTTPException, InternalServerError, default_exceptions, 
 from .globals import _cv_request
 from .resumable import ResumableUpload, authorize_view, complete_view
 from .routing import BuildError, Map, Rule, quote_anchor
-from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code
+from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code, _named_decorator
 from .sessions import SecureCookieSessionInterface, SessionInterface
 from .streaming import StreamingResponse
 from .wrappers import Request, Response, dumps_json
@@ -353,45 +353,33 @@ class BustAPI(Scaffold):
 
     def template_filter(self, name: Optional[str] = None) -> Callable[[F], F]:
         """Registers a Jinja filter: ``@app.template_filter("reverse")``."""
-
-        def decorator(f: F) -> F:
-            self.add_template_filter(f, name=name)
-            return f
-
-        return decorator
+        return _named_decorator(self.add_template_filter, name)
 
     def add_template_filter(self, f: Callable[..., Any], name: Optional[str] = None) -> None:
-        self.template_filters[name or f.__name__] = f
-        if self._jinja_env is not None:
-            self._jinja_env.filters[name or f.__name__] = f
+        self._add_template_helper("filters", self.template_filters, f, name)
 
     def template_global(self, name: Optional[str] = None) -> Callable[[F], F]:
         """Registers a Jinja global: ``@app.template_global()``."""
-
-        def decorator(f: F) -> F:
-            self.add_template_global(f, name=name)
-            return f
-
-        return decorator
+        return _named_decorator(self.add_template_global, name)
 
     def add_template_global(self, f: Callable[..., Any], name: Optional[str] = None) -> None:
-        self.template_globals[name or f.__name__] = f
-        if self._jinja_env is not None:
-            self._jinja_env.globals[name or f.__name__] = f
+        self._add_template_helper("globals", self.template_globals, f, name)
 
     def template_test(self, name: Optional[str] = None) -> Callable[[F], F]:
         """Registers a Jinja test: ``@app.template_test("prime")``."""
-
-        def decorator(f: F) -> F:
-            self.add_template_test(f, name=name)
-            return f
-
-        return decorator
+        return _named_decorator(self.add_template_test, name)
 
     def add_template_test(self, f: Callable[..., bool], name: Optional[str] = None) -> None:
-        self.template_tests[name or f.__name__] = f
+        self._add_template_helper("tests", self.template_tests, f, name)
+
+    def _add_template_helper(
+        self, kind: str, registry: dict[str, Any], f: Callable[..., Any], name: Optional[str]
+    ) -> None:
+        """Keeps a filter/global/test for environments made later and adds it to the
+        one that exists (``kind`` is the environment's attribute: filters, globals, tests)."""
+        registry[name or f.__name__] = f
         if self._jinja_env is not None:
-            self._jinja_env.tests[name or f.__name__] = f
+            getattr(self._jinja_env, kind)[name or f.__name__] = f
 
     def update_template_context(self, context: dict[str, Any]) -> None:
         """Adds what context processors return (app's, then the current blueprints');

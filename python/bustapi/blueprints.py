@@ -15,7 +15,7 @@ import os
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
-from .scaffold import Scaffold, _endpoint_from_view_func
+from .scaffold import Scaffold, _endpoint_from_view_func, _named_decorator
 
 if TYPE_CHECKING:
     from .app import BustAPI
@@ -267,35 +267,29 @@ class Blueprint(Scaffold):
 
     def app_template_filter(self, name: Optional[str] = None) -> Callable[[F], F]:
         """A template filter available in every template of the app."""
-
-        def decorator(f: F) -> F:
-            self.add_app_template_filter(f, name=name)
-            return f
-
-        return decorator
+        return _named_decorator(self.add_app_template_filter, name)
 
     def add_app_template_filter(self, f: Callable[..., Any], name: Optional[str] = None) -> None:
-        self.record_once(lambda s: s.app.add_template_filter(f, name=name))
+        self._record_app_call("add_template_filter", f, name)
 
     def app_template_test(self, name: Optional[str] = None) -> Callable[[F], F]:
-        def decorator(f: F) -> F:
-            self.add_app_template_test(f, name=name)
-            return f
-
-        return decorator
+        """A template test available in every template of the app."""
+        return _named_decorator(self.add_app_template_test, name)
 
     def add_app_template_test(self, f: Callable[..., bool], name: Optional[str] = None) -> None:
-        self.record_once(lambda s: s.app.add_template_test(f, name=name))
+        self._record_app_call("add_template_test", f, name)
 
     def app_template_global(self, name: Optional[str] = None) -> Callable[[F], F]:
-        def decorator(f: F) -> F:
-            self.add_app_template_global(f, name=name)
-            return f
-
-        return decorator
+        """A template global available in every template of the app."""
+        return _named_decorator(self.add_app_template_global, name)
 
     def add_app_template_global(self, f: Callable[..., Any], name: Optional[str] = None) -> None:
-        self.record_once(lambda s: s.app.add_template_global(f, name=name))
+        self._record_app_call("add_template_global", f, name)
+
+    def _record_app_call(self, add: str, f: Callable[..., Any], name: Optional[str]) -> None:
+        """On first registration, calls the app's ``add`` method (``add_template_filter``
+        ...) with ``f``."""
+        self.record_once(lambda s: getattr(s.app, add)(f, name=name))
 
     def before_app_request(self, f: F) -> F:
         """Like ``app.before_request``: runs before every request of the app."""

@@ -287,6 +287,17 @@ class Scaffold:
         self.error_handler_spec[None][code][exc_class] = f
 
 
+def _named_decorator(add: Callable[..., None], name: Optional[str]) -> Callable[[F], F]:
+    """``@register(name)`` for a ``register(f, name=...)`` method: template filters,
+    globals and tests, on apps and blueprints alike."""
+
+    def decorator(f: F) -> F:
+        add(f, name=name)
+        return f
+
+    return decorator
+
+
 def _exc_class_and_code(
     exc_class_or_code: Union[int, type[BaseException]],
 ) -> tuple[type[BaseException], Optional[int]]:
