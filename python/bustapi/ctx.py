@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .wrappers import Request, Response
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound="_Context")
 
 _sentinel = object()
 
@@ -67,7 +68,30 @@ class _AppCtxGlobals:
         return object.__repr__(self)
 
 
-class AppContext:
+class _Context:
+    """``with ctx:`` for both kinds: push on entry, pop on exit, handing the pop the
+    exception that ended the block (teardown functions receive it)."""
+
+    def push(self) -> None:
+        raise NotImplementedError
+
+    def pop(self, exc: Optional[BaseException] = None) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: C) -> C:
+        self.push()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc_value: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.pop(exc_value)
+
+
+class AppContext(_Context):
     """Binds ``current_app`` and ``g``; use as ``with app.app_context(): ...``."""
 
     def __init__(self, app: BustAPI) -> None:
@@ -90,23 +114,11 @@ class AppContext:
         if ctx is not self:
             raise AssertionError(f"Popped wrong app context ({ctx!r} instead of {self!r})")
 
-    def __enter__(self) -> AppContext:
-        self.push()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc_value: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.pop(exc_value)
-
     def __repr__(self) -> str:
         return f"<AppContext of {self.app.name!r}>"
 
 
-class RequestContext:
+class RequestContext(_Context):
     """Binds ``request`` and ``session`` (and an app context under them).
 
     The engine pushes one around each view call; tests make one with
@@ -169,18 +181,6 @@ class RequestContext:
                 app_ctx.pop(exc)
         if ctx is not self:
             raise AssertionError(f"Popped wrong request context ({ctx!r} instead of {self!r})")
-
-    def __enter__(self) -> RequestContext:
-        self.push()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc_value: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.pop(exc_value)
 
     def __repr__(self) -> str:
         return f"<RequestContext {self.request.method} {self.request.url!r} of {self.app.name!r}>"

@@ -376,6 +376,25 @@ class _BodyStream(io.RawIOBase):
             raise http_exception(status, reason) from None
 
 
+# (token in the User-Agent, name), most specific first: Edge and Opera also say
+# "Chrome/", Chrome also says "Safari/"; Android also says "Linux".
+_BROWSERS = (
+    ("Edg/", "edge"),
+    ("OPR/", "opera"),
+    ("Firefox/", "firefox"),
+    ("Chrome/", "chrome"),
+    ("Safari/", "safari"),
+)
+_PLATFORMS = (
+    ("Android", "android"),
+    ("iPhone", "iphone"),
+    ("iPad", "ipad"),
+    ("Windows", "windows"),
+    ("Mac OS X", "macos"),
+    ("Linux", "linux"),
+)
+
+
 class UserAgent(str):
     """The ``User-Agent`` string, with the common parts Werkzeug's offered."""
 
@@ -385,30 +404,14 @@ class UserAgent(str):
 
     @property
     def browser(self) -> Optional[str]:
-        for token, name in (
-            ("Edg/", "edge"),
-            ("OPR/", "opera"),
-            ("Firefox/", "firefox"),
-            ("Chrome/", "chrome"),
-            ("Safari/", "safari"),
-        ):
-            if token in self:
-                return name
-        return None
+        return self._first_of(_BROWSERS)
 
     @property
     def platform(self) -> Optional[str]:
-        for token, name in (
-            ("Android", "android"),
-            ("iPhone", "iphone"),
-            ("iPad", "ipad"),
-            ("Windows", "windows"),
-            ("Mac OS X", "macos"),
-            ("Linux", "linux"),
-        ):
-            if token in self:
-                return name
-        return None
+        return self._first_of(_PLATFORMS)
+
+    def _first_of(self, table: tuple[tuple[str, str], ...]) -> Optional[str]:
+        return next((name for token, name in table if token in self), None)
 
     @property
     def version(self) -> Optional[str]:

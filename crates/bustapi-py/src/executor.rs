@@ -144,10 +144,10 @@ fn run_view(py: Python<'_>, dispatch: &Py<PyAny>, request: &ViewRequest) -> View
 impl Dispatcher for PyDispatcher {
     fn dispatch(&self, request: ViewRequest) -> ViewFuture {
         let (reply, answer) = oneshot::channel();
-        let queue = match request.extensions.get::<InlineJobs>() {
-            Some(inline) => inline.0.clone(),
-            None => self.queue.clone(),
-        };
+        // Chosen by reference: no sender is cloned (an atomic on a shared counter)
+        // per request.
+        let inline = request.extensions.get::<InlineJobs>().map(|i| i.0.clone());
+        let queue = inline.as_ref().unwrap_or(&self.queue);
         let queued = queue.send(ViewJob { request, reply }).is_ok();
         Box::pin(async move {
             if !queued {
