@@ -160,7 +160,7 @@ impl Engine {
             return framing::refusal(why);
         }
         if let Some(tus) = self.resumable.iter().find(|t| t.claims(req.method(), path)) {
-            return tus.handle(req, remote, self.dispatcher.as_ref()).await;
+            return Box::pin(tus.handle(req, remote, self.dispatcher.as_ref())).await;
         }
         if let Some(resp) = self.try_static(&req).await {
             return resp;
@@ -178,7 +178,7 @@ impl Engine {
                 let read = request_body::read(&parts.headers, body, route, max, &self.config.body);
                 let body = match read.await {
                     Ok(b) => b,
-                    Err(e) => return self.refuse_body(e, parts, remote).await,
+                    Err(e) => return Box::pin(self.refuse_body(e, parts, remote)).await,
                 };
                 let request = ViewRequest {
                     secure: parts.extensions.get::<Secure>().is_some(),
@@ -194,18 +194,18 @@ impl Engine {
                 };
                 let headers = Arc::clone(&request.headers);
                 let answer = self.dispatcher.dispatch(request).await;
-                finish(&method, &headers, answer).await
+                Box::pin(finish(&method, &headers, answer)).await
             }
             Match::Options(allow) => allow_response(StatusCode::OK, &allow),
             Match::RedirectSlash => slash_redirect(&format!("{path}/"), req.uri().query()),
             Match::MethodNotAllowed(allow) => {
                 let (parts, _) = req.into_parts();
-                self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote)
+                Box::pin(self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote))
                     .await
             }
             Match::NotFound => {
                 let (parts, _) = req.into_parts();
-                self.error(StatusCode::NOT_FOUND, None, parts, remote).await
+                Box::pin(self.error(StatusCode::NOT_FOUND, None, parts, remote)).await
             }
         }
     }

@@ -192,8 +192,27 @@ where
     if body.is_end_stream() {
         return Ok(RequestBody::empty());
     }
-    let mut arriving = Arriving::new(body, limit, config.read_timeout);
-    if let Some(boundary) = multipart_boundary(headers)? {
+    let boundary = multipart_boundary(headers)?;
+    // Boxed: the form parser's state is kilobytes, and an unboxed await would
+    // size every request's future (GET /hello's too) for it.
+    Box::pin(read_arriving(
+        Arriving::new(body, limit, config.read_timeout),
+        boundary,
+        config,
+    ))
+    .await
+}
+
+async fn read_arriving<B>(
+    mut arriving: Arriving<B>,
+    boundary: Option<String>,
+    config: &BodyConfig,
+) -> Result<RequestBody, BodyError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if let Some(boundary) = boundary {
         let (form, temp_files) = form_data::read(&mut arriving, boundary, config).await?;
         return Ok(RequestBody::Form {
             form: Arc::new(form),
