@@ -8,8 +8,11 @@ sent placeholder zeros) would pass every other file test.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import random
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -153,3 +156,48 @@ def test_sendfile_off_carries_no_bytes_by_sendfile(
     assert [body for _, _, body in parse_multipart(r)] == MULTI_PARTS
     assert get(port, "/static/v.bin").body == CONTENT
     assert sent() == 0
+
+
+def cachestat_pages(path: Path) -> int | None:
+    """Pages of ``path`` in the page cache (cachestat(2), Linux 6.5+), or None."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with path.open("rb") as f:
+        span = struct.pack("QQ", 0, 0)  # the whole file
+        out = ctypes.create_string_buffer(40)
+        if libc.syscall(451, f.fileno(), ctypes.c_char_p(span), out, 0) != 0:
+            return None
+        return int(struct.unpack("5Q", out.raw)[0])
+
+
+def evict(path: Path) -> bool:
+    """Drops ``path``'s clean pages from the page cache; False when it cannot."""
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    return cachestat_pages(path) == 0
+
+
+@needs_sendfile
+def test_a_cold_range_is_read_off_the_io_thread_before_sendfile(
+    app: BustAPI, tmp_path: Path, serve: Callable[..., Any], sent: Callable[[], int]
+) -> None:
+    """sendfile(2) waits for the disk inside the call: a range that is not in the
+    page cache is read on the blocking pool first, then sent zero-copy; a cached
+    one goes straight out."""
+    path = tmp_path / "static" / "v.bin"
+    if not evict(path):
+        pytest.skip("cannot evict the file from the page cache here (tmpfs, or no cachestat)")
+    port = serve(app).port
+    warmed = _core.page_cache_warmed_bytes()
+    r = get(port, "/static/v.bin", Range="bytes=100000-1500000")
+    assert r.status == 206 and r.body == CONTENT[100000:1500001]
+    assert sent() == len(r.body)
+    # At least the first MiB placeholder's range was read first (the kernel's
+    # readahead for that read may already have cached the rest).
+    assert _core.page_cache_warmed_bytes() - warmed >= 1 << 20
+    # Now cached: no second read, still zero-copy.
+    warmed = _core.page_cache_warmed_bytes()
+    r = get(port, "/dl", Range="bytes=100000-1500000")
+    assert r.body == CONTENT[100000:1500001]
+    assert sent() == 2 * len(r.body)
+    assert _core.page_cache_warmed_bytes() == warmed

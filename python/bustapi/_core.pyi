@@ -17,6 +17,7 @@ __all__ = [
     "RequestData",
     "ServerHandle",
     "__version__",
+    "page_cache_warmed_bytes",
     "sendfile_available",
     "sendfile_bytes",
 ]
@@ -26,6 +27,9 @@ sendfile_available: bool  # this build sends file bodies with sendfile(2) (Linux
 
 def sendfile_bytes() -> int:
     """File bytes this process has sent with sendfile(2) so far."""
+
+def page_cache_warmed_bytes() -> int:
+    """File bytes read into the page cache off the IO threads before a sendfile."""
 
 class BodyReadError(OSError):
     """A streamed body the engine refused midway: ``args`` are ``(status, reason)``."""

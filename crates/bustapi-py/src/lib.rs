@@ -32,6 +32,14 @@ fn sendfile_bytes() -> u64 {
     bustapi_server::sendfile::bytes_sent()
 }
 
+/// File bytes read into the page cache on the blocking pool because a range
+/// about to go out with sendfile(2) was not cached (so no IO thread waited for
+/// the disk): tests read it to see cold files take that path.
+#[pyfunction]
+fn page_cache_warmed_bytes() -> u64 {
+    bustapi_server::page_cache::warmed_bytes()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     init_logging();
@@ -45,6 +53,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<convert::PanicProbe>()?;
     m.add_class::<stream::PyChunkStream>()?;
     m.add_function(wrap_pyfunction!(sendfile_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(page_cache_warmed_bytes, m)?)?;
     m.add("sendfile_available", bustapi_server::sendfile::AVAILABLE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

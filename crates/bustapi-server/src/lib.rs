@@ -40,6 +40,7 @@ pub mod form_data;
 pub mod framing;
 pub mod framing_watch;
 pub mod listing;
+pub mod page_cache;
 pub mod redirect;
 pub mod request_body;
 pub mod router;

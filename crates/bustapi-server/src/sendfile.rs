@@ -33,12 +33,14 @@
 //! This path is used only for HTTP/1.x over plain TCP on Linux ([`AVAILABLE`]);
 //! TLS, HTTP/2 and other systems use the ordinary read-and-copy body.
 
+use crate::page_cache;
 use bustapi_files::{BodySource, FileBody, Piece};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use memchr::memmem::Finder;
 use std::collections::VecDeque;
 use std::fs::File;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
@@ -383,6 +385,11 @@ pub struct SendfileBody {
     pieces: VecDeque<Piece>,
     remaining: u64,
     queue: Arc<SendfileQueue>,
+    /// A cold range being read into the page cache on the blocking pool, so
+    /// the `sendfile` that sends it does not wait for the disk on an IO thread.
+    warming: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    /// Start of the range last found (or made) resident.
+    resident_from: Option<u64>,
 }
 
 impl SendfileBody {
@@ -400,8 +407,45 @@ impl SendfileBody {
             pieces: body.plan().pieces().collect(),
             remaining: body.remaining(),
             queue: Arc::clone(queue),
+            warming: None,
+            resident_from: None,
         })
     }
+}
+
+/// Ready once `start..start + len` is in the page cache: at once when it
+/// already is, otherwise after a read of it on the blocking pool.
+fn poll_resident(
+    file: &Arc<File>,
+    start: u64,
+    len: usize,
+    warming: &mut Option<tokio::task::JoinHandle<io::Result<()>>>,
+    resident_from: &mut Option<u64>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    if *resident_from == Some(start) {
+        return Poll::Ready(Ok(()));
+    }
+    if warming.is_none() {
+        let runtime = tokio::runtime::Handle::try_current();
+        if page_cache::resident(file, start, len as u64) || runtime.is_err() {
+            *resident_from = Some(start);
+            return Poll::Ready(Ok(()));
+        }
+        let file = Arc::clone(file);
+        *warming = runtime
+            .ok()
+            .map(|rt| rt.spawn_blocking(move || page_cache::warm(&file, start, len)));
+    }
+    let Some(task) = warming.as_mut() else {
+        return Poll::Ready(Ok(()));
+    };
+    let warmed = ready!(Pin::new(task).poll(cx));
+    *warming = None;
+    *resident_from = Some(start);
+    Poll::Ready(
+        warmed.unwrap_or_else(|e| Err(io::Error::other(format!("page-cache read failed: {e}")))),
+    )
 }
 
 impl http_body::Body for SendfileBody {
@@ -410,7 +454,7 @@ impl http_body::Body for SendfileBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
         let frame = match this.pieces.front_mut() {
@@ -421,6 +465,16 @@ impl http_body::Body for SendfileBody {
             },
             Some(Piece::Range(r)) => {
                 let n = r.len().min(MARKER_LEN as u64) as usize;
+                if let Err(e) = ready!(poll_resident(
+                    &this.file,
+                    r.start,
+                    n,
+                    &mut this.warming,
+                    &mut this.resident_from,
+                    cx
+                )) {
+                    return Poll::Ready(Some(Err(e)));
+                }
                 let r_start = r.start;
                 r.start += n as u64;
                 if r.is_empty() {
@@ -494,6 +548,8 @@ mod tests {
             pieces: bustapi_files::BodyPlan::Whole(len).pieces().collect(),
             remaining: len,
             queue: Arc::clone(queue),
+            warming: None,
+            resident_from: None,
         }
     }
 
@@ -688,20 +744,30 @@ mod tests {
         let file = Arc::new(tempfile_sparse(len as u64));
         let queue = Arc::new(SendfileQueue::default());
         let mut body = whole_body(&file, len as u64, &queue);
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
+        // Awaited, not polled once: a range not yet in the page cache is read
+        // on the blocking pool before its frame is yielded.
         for _ in 0..MAX_QUEUED_RANGES {
-            let frame = Pin::new(&mut body).poll_frame(&mut cx);
-            assert!(matches!(frame, Poll::Ready(Some(Ok(_)))));
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+            assert!(
+                matches!(frame, Some(Ok(_))),
+                "{:?}",
+                frame.map(|f| f.map(|_| ()))
+            );
         }
-        let frame = Pin::new(&mut body).poll_frame(&mut cx);
-        assert!(matches!(frame, Poll::Ready(Some(Err(_)))));
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(matches!(frame, Some(Err(_))));
     }
 
     fn tempfile_sparse(len: u64) -> File {
         let path =
             std::env::temp_dir().join(format!("bustapi-sendfile-{}-sparse", std::process::id()));
-        let file = std::fs::File::create(&path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
         file.set_len(len).unwrap();
         std::fs::remove_file(&path).unwrap();
         file
