@@ -222,3 +222,34 @@ def test_help_shows_every_option_with_its_default(tmp_path: Path, command: Optio
             assert f"(default: {param.default})" in entry, (command, entry)
         else:  # a flag, or no default (click >= 8.3 says so with a sentinel)
             assert "(default: " in entry, (command, entry)
+
+
+def test_https_server_logs_whether_kernel_tls_is_available(tmp_path: Path) -> None:
+    """Issue 13: kernel TLS is detected and logged once, so an operator knows
+    file bodies over HTTPS are encrypted in user space and why."""
+    pytest.importorskip("cryptography")
+    cert, key = self_signed_cert(tmp_path)
+    script = tmp_path / "app.py"
+    script.write_text(HELLO + f"\napp.run(port=0, ssl_context=({str(cert)!r}, {str(key)!r}))\n")
+    ulps = Path("/proc/sys/net/ipv4/tcp_available_ulp")
+    available = ulps.exists() and "tls" in ulps.read_text().split()
+    env = {**os.environ, "BUSTAPI_LOG": "info"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        while not any("https://" in line for line in seen) and len(seen) < 5:
+            seen.append(proc.stdout.readline())
+        assert "https://" in seen[-1], seen
+    finally:
+        stop_process(proc)
+    out = "".join(seen) + (proc.stdout.read() if proc.stdout else "")
+    lines = [line for line in out.splitlines() if "kernel TLS" in line]
+    assert len(lines) == 1, out
+    assert ("unavailable" not in lines[0]) == available, lines[0]

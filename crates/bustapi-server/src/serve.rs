@@ -210,6 +210,9 @@ pub async fn serve(
         _ => None,
     };
     let trimmer = tokio::spawn(trim::after_load_falls(open_connections));
+    if engine.config.tls.is_some() {
+        crate::tls::log_kernel_tls();
+    }
     let builder = Arc::new(connection_builder(&engine));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
