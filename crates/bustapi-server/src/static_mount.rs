@@ -26,6 +26,9 @@ pub struct StaticMount {
     pub policy: PathPolicy,
     pub max_age: Option<u64>,
     pub cache: FileCache,
+    /// Every request needs a valid signed URL (see [`crate::signed_url`]),
+    /// checked before the path is even resolved.
+    pub signed: bool,
 }
 
 /// What a static path turned out to be.
