@@ -68,6 +68,8 @@ class FileSpec:
         last_modified: Optional[float] = None,
         use_last_modified: bool = True,
         max_age: Optional[int] = None,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> FileSpec: ...
 
 @final
@@ -112,6 +114,8 @@ class CoreApp:
         max_age: Optional[int] = None,
         listing: bool = False,
         signed: bool = False,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> None: ...
     def set_url_signer(self, signer: Optional[UrlSigner]) -> None: ...
     def add_resumable_uploads(

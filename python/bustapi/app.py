@@ -203,9 +203,11 @@ class BustAPI(Scaffold):
         listing: bool = False,
         max_age: Optional[int] = None,
         signed: bool = False,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> None:
         self._static_mounts.append(
-            _StaticMount(url_path, os.fspath(folder), listing, max_age, signed)
+            _StaticMount(url_path, os.fspath(folder), listing, max_age, signed, rate, rate_after)
         )
 
     def add_static(
@@ -216,6 +218,8 @@ class BustAPI(Scaffold):
         signed: bool = False,
         listing: bool = False,
         max_age: Optional[int] = None,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> None:
         """Serves ``folder`` at ``url_path`` from the engine (ranges, conditionals, no
         Python per request), besides the static folder: ``app.add_static("/media",
@@ -225,11 +229,18 @@ class BustAPI(Scaffold):
 
         ``signed=True`` serves only URLs made by :meth:`sign_url` (403 for a missing
         or wrong signature, 410 once expired), checked by the engine before the
-        file is looked up."""
+        file is looked up.
+
+        ``rate`` (bytes per second, or ``"auto"``) and ``rate_after`` pace every
+        response as :func:`~bustapi.send_file`'s do."""
         if not url_path.startswith("/"):
             raise ValueError("url_path must start with '/'")
         folder = os.path.join(self.root_path, os.fspath(folder))
-        self._add_static_mount(url_path.rstrip("/") or "/", folder, listing, max_age, signed)
+        self._add_static_mount(
+            url_path.rstrip("/") or "/", folder, listing, max_age, signed, rate, rate_after
+        )
+        # Checked now, where the mistake is, rather than when the app first serves.
+        _core.FileSpec(data=b"", rate=rate, rate_after=rate_after)
 
     def sign_url(
         self,
@@ -939,7 +950,13 @@ class BustAPI(Scaffold):
         for m in mounts:
             age = default_age if m.max_age is None else m.max_age
             self._core.add_static(
-                m.url_path, m.folder, max_age=age, listing=m.listing, signed=m.signed
+                m.url_path,
+                m.folder,
+                max_age=age,
+                listing=m.listing,
+                signed=m.signed,
+                rate=m.rate,
+                rate_after=m.rate_after,
             )
         self._core.set_url_signer(self._signer.for_keys(keys))
         self._core.set_error_codes(sorted(codes))
@@ -1149,6 +1166,8 @@ class _StaticMount(NamedTuple):
     listing: bool
     max_age: Optional[int]
     signed: bool
+    rate: Union[int, str, None] = None
+    rate_after: Optional[int] = None
 
 
 def _max_age_seconds(value: Any) -> Optional[int]:

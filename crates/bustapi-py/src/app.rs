@@ -3,7 +3,9 @@
 //! in-process for the test client.
 
 use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
+use crate::file_spec::pace;
 use crate::signing::PyUrlSigner;
+use bustapi_server::files::Pace;
 use bustapi_server::{
     Body, Config, Engine, PathPolicy, ResumableConfig, ResumableUploads, RouteBody, Router,
     StaticMount, UrlSigner,
@@ -43,6 +45,7 @@ struct StaticSettings {
     max_age: Option<u64>,
     listing: bool,
     signed: bool,
+    pace: Option<Pace>,
 }
 
 impl CoreApp {
@@ -75,6 +78,7 @@ impl CoreApp {
                 max_age: s.max_age,
                 cache: Default::default(),
                 signed: s.signed,
+                pace: s.pace,
             })
             .collect();
         let dispatcher = PyDispatcher::start(
@@ -182,8 +186,11 @@ impl CoreApp {
     }
 
     /// Mounts `folder` at `url_prefix` (`"/"` mounts it at the root, as `serve` does).
-    /// `signed` serves only validly signed URLs.
-    #[pyo3(signature = (url_prefix, folder, max_age=None, listing=false, signed=false))]
+    /// `signed` serves only validly signed URLs; `rate`/`rate_after` pace each
+    /// response (see `FileSpec`).
+    #[pyo3(signature = (url_prefix, folder, max_age=None, listing=false, signed=false, rate=None,
+        rate_after=None))]
+    #[allow(clippy::too_many_arguments)]
     fn add_static(
         &mut self,
         url_prefix: &str,
@@ -191,6 +198,8 @@ impl CoreApp {
         max_age: Option<u64>,
         listing: bool,
         signed: bool,
+        rate: Option<&Bound<'_, PyAny>>,
+        rate_after: Option<u64>,
     ) -> PyResult<()> {
         if !url_prefix.starts_with('/') {
             return Err(PyValueError::new_err("static_url_path must start with '/'"));
@@ -201,6 +210,7 @@ impl CoreApp {
             max_age,
             listing,
             signed,
+            pace: pace(rate, rate_after)?,
         });
         self.changed();
         Ok(())

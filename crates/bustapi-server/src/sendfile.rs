@@ -33,7 +33,7 @@
 //! This path is used only for HTTP/1.x over plain TCP on Linux ([`AVAILABLE`]);
 //! TLS, HTTP/2 and other systems use the ordinary read-and-copy body.
 
-use bustapi_files::{BodySource, FileBody, Piece};
+use bustapi_files::{BodySource, FileBody, Pacer, Piece};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use memchr::memmem::Finder;
@@ -383,6 +383,9 @@ pub struct SendfileBody {
     pieces: VecDeque<Piece>,
     remaining: u64,
     queue: Arc<SendfileQueue>,
+    /// The file body's pacing, carried over: placeholder frames wait for their
+    /// time like the copied frames would.
+    pacer: Option<Pacer>,
 }
 
 impl SendfileBody {
@@ -400,6 +403,7 @@ impl SendfileBody {
             pieces: body.plan().pieces().collect(),
             remaining: body.remaining(),
             queue: Arc::clone(queue),
+            pacer: body.rate().map(Pacer::new),
         })
     }
 }
@@ -410,9 +414,22 @@ impl http_body::Body for SendfileBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        let limit = this
+            .pacer
+            .as_ref()
+            .map_or(MARKER_LEN, |p| p.frame_limit().clamp(1, MARKER_LEN));
+        if let Some(pacer) = &mut this.pacer {
+            let next = match this.pieces.front() {
+                None => return Poll::Ready(None),
+                Some(Piece::Framing(b)) => b.len() as u64,
+                Some(Piece::Range(r)) => r.len().min(limit as u64),
+            };
+            ready!(pacer.poll_ready(cx, next));
+            pacer.sent(next);
+        }
         let frame = match this.pieces.front_mut() {
             None => return Poll::Ready(None),
             Some(Piece::Framing(_)) => match this.pieces.pop_front() {
@@ -420,7 +437,7 @@ impl http_body::Body for SendfileBody {
                 _ => unreachable!("front was framing"),
             },
             Some(Piece::Range(r)) => {
-                let n = r.len().min(MARKER_LEN as u64) as usize;
+                let n = r.len().min(limit as u64) as usize;
                 let r_start = r.start;
                 r.start += n as u64;
                 if r.is_empty() {
@@ -494,6 +511,7 @@ mod tests {
             pieces: bustapi_files::BodyPlan::Whole(len).pieces().collect(),
             remaining: len,
             queue: Arc::clone(queue),
+            pacer: None,
         }
     }
 
