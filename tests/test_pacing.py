@@ -223,3 +223,60 @@ def test_bad_rates_are_refused_where_they_are_given(tmp_path: Path) -> None:
         app.add_static("/a", "x", rate_after=100)
     with pytest.raises(TypeError):
         send_file(tmp_path / "x", rate=True)
+
+
+def test_paced_responses_hold_no_thread(tmp_path: Path, serve: Callable[..., LiveServer]) -> None:
+    """40 responses paced over ~2 s each, in flight at once: the process gains no
+    thread per response (a paced body waits on a timer, not in a sleeping thread)."""
+    import os
+    import selectors
+
+    (tmp_path / "files").mkdir()
+    body = CONTENT[:400_000]
+    (tmp_path / "files" / "clip.bin").write_bytes(body)
+    app = BustAPI(__name__, root_path=str(tmp_path), static_folder=None)
+    app.add_static("/slow", "files", rate=200_000)
+    port = serve(app).port
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = threads()
+    # Opens the file into the static cache, so the 40 requests do not each open
+    # it on the blocking pool (the cache trusts a resolution for a second).
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("HEAD", "/slow/clip.bin")
+    assert conn.getresponse().status == 200
+    conn.close()
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(40)]
+    sel = selectors.DefaultSelector()
+    received: dict[socket.socket, bytearray] = {}
+    try:
+        for s in socks:
+            s.sendall(b"GET /slow/clip.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ)
+            received[s] = bytearray()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # read for a second: all 40 are mid-body
+            for key, _ in sel.select(0.05):
+                sock: Any = key.fileobj
+                received[sock] += sock.recv(65536)
+        during = threads()
+        assert all(0 < len(r) < len(body) for r in received.values()), "all paced, all started"
+        open_socks = set(socks)
+        while open_socks:
+            for key, _ in sel.select(10):
+                sock = key.fileobj
+                chunk = sock.recv(65536)
+                if chunk:
+                    received[sock] += chunk
+                else:
+                    sel.unregister(sock)
+                    open_socks.discard(sock)
+    finally:
+        for s in socks:
+            s.close()
+    assert all(bytes(r).endswith(body) for r in received.values())
+    print(f"pacing: threads gained with 40 paced responses in flight: {during - before}")
+    assert during - before <= 4, f"{during - before} threads more with 40 paced responses"
