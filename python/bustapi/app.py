@@ -112,6 +112,8 @@ class BustAPI(Scaffold):
         "MAX_FORM_MEMORY_SIZE": 500_000,
         "MAX_FORM_PARTS": 1_000,
         "UPLOAD_TEMP_FOLDER": None,
+        # Keys of signed URLs, newest first; None: SECRET_KEY (see bustapi.signing).
+        "SIGNING_KEYS": None,
         "SEND_FILE_MAX_AGE_DEFAULT": None,
         "TRAP_BAD_REQUEST_ERRORS": None,
         "TRAP_HTTP_EXCEPTIONS": False,
