@@ -61,10 +61,21 @@ PAGE = """<!doctype html>
 </body></html>
 """
 
+# A page (at /signed/) whose video is a signed, expiring URL of a signed static
+# mount: every range request Chromium makes is checked by the engine.
+SIGNED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>BustAPI signed video</title></head>
+<body>
+  <video id="signed-video" width="640" height="360" controls muted preload="metadata"
+         src="{src}"></video>
+</body></html>
+"""
+
 # (video element id, URL path it loads)
 CASES = [
     pytest.param("static-video", "/static/video.mp4", id="static"),
     pytest.param("route-video", "/video/sample", id="send_file-route"),
+    pytest.param("signed-video", "/protected/sample.mp4", id="signed-static"),
 ]
 
 # Everything worth knowing about a <video> when a step fails.
@@ -192,6 +203,12 @@ def bustapi_url(tmp_path_factory: pytest.TempPathFactory, video_file: Path) -> I
     shutil.copyfile(video_file, videos_dir / "sample.mp4")
 
     app = BustAPI(static_folder=str(static_dir))
+    app.config["SIGNING_KEYS"] = ["browser-test-key"]
+    app.add_static("/protected", str(videos_dir), signed=True)
+
+    @app.route("/signed/")
+    def signed_page() -> str:
+        return SIGNED_PAGE.format(src=app.sign_url("/protected/sample.mp4", expires_in=600))
 
     @app.route("/video/<id>")
     def stream_video(id: str) -> Any:
@@ -371,8 +388,9 @@ def test_chromium_plays_and_seeks(
     page: Page, bustapi_url: str, video_file: Path, video_id: str, path: str
 ) -> None:
     exchanges = record_media_exchanges(page, path)
+    base_url = f"{bustapi_url}/signed" if video_id == "signed-video" else bustapi_url
     try:
-        play_and_seek(page, bustapi_url, video_id)
+        play_and_seek(page, base_url, video_id)
     except AssertionError as error:
         raise AssertionError(f"{error}\nHTTP responses for {path}: {exchanges}") from None
     assert_ranges_served(exchanges, path, video_file.stat().st_size)

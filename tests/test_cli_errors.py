@@ -247,6 +247,13 @@ def test_https_server_logs_whether_kernel_tls_is_available(tmp_path: Path) -> No
         while not any("https://" in line for line in seen) and len(seen) < 5:
             seen.append(proc.stdout.readline())
         assert "https://" in seen[-1], seen
+        # One answered request: the accept loop (which logs first) is running.
+        port = int(re.search(r":(\d+)/", seen[-1]).group(1))  # type: ignore[union-attr]
+        ctx = ssl.create_default_context(cafile=str(cert))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert tls.recv(4096).startswith(b"HTTP/1.1 200")
     finally:
         stop_process(proc)
     out = "".join(seen) + (proc.stdout.read() if proc.stdout else "")

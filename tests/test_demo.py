@@ -51,3 +51,19 @@ def test_demo_upload_refuses_what_it_cannot_play_and_keeps_names_safe(tmp_path: 
     assert f'src="/uploads/{saved}"' in page
     r = client.get(f"/uploads/{saved}", headers={"Range": "bytes=10-19"})
     assert r.status_code == 206 and r.data == b"\0" * 10
+
+
+def test_demo_page_hands_out_a_signed_link_the_engine_checks(tmp_path: Path) -> None:
+    from bustapi.demo.app import create_app
+
+    client = create_app(str(tmp_path)).test_client()
+    page = client.get("/").get_data(as_text=True)
+    m = re.search(r'id="signed-video"[^>]*src="([^"]+)"', page)
+    assert m, page
+    src = m.group(1).replace("&amp;", "&")
+    assert re.fullmatch(r"/protected/video\.mp4\?expires=\d+&signature=[\w-]+", src)
+    r = client.get(src, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and len(r.data) == 100
+    assert client.get("/protected/video.mp4").status_code == 403
+    tampered = src.replace("expires=", "expires=1")
+    assert client.get(tampered).status_code == 403

@@ -28,6 +28,10 @@ os.makedirs(UPLOADS, exist_ok=True)
 app = BustAPI(static_folder=FIXTURES)
 app.secret_key = SECRET_KEY
 app.config["UPLOAD_TEMP_FOLDER"] = UPLOADS
+# The same files behind signed URLs (range_1mib_signed: the cost of the engine's
+# signature check next to range_1mib_static). bench.py sends one fixed signed URL.
+app.config["SIGNING_KEYS"] = ["bench-signing-key"]
+app.add_static("/signed", FIXTURES, signed=True)
 
 
 @app.route("/hello")

@@ -16,6 +16,7 @@ __all__ = [
     "PanicProbe",
     "RequestData",
     "ServerHandle",
+    "UrlSigner",
     "__version__",
     "page_cache_warmed_bytes",
     "sendfile_available",
@@ -71,6 +72,8 @@ class FileSpec:
         last_modified: Optional[float] = None,
         use_last_modified: bool = True,
         max_age: Optional[int] = None,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> FileSpec: ...
 
 @final
@@ -83,6 +86,20 @@ class ServerHandle:
     def stop(self) -> None: ...
 
 @final
+class UrlSigner:
+    def __new__(cls, keys: list[bytes]) -> UrlSigner: ...
+    def sign(
+        self, path: str, expires: int, ip: Optional[str] = None, prefix: Optional[str] = None
+    ) -> str: ...
+    def check(
+        self,
+        path: str,
+        query: Optional[str],
+        ip: Optional[str] = None,
+        now: Optional[int] = None,
+    ) -> int: ...
+
+@final
 class CoreApp:
     def __new__(cls, dispatch: Callable[..., Any], view_threads: int = 16) -> CoreApp: ...
     def add_route(
@@ -92,6 +109,7 @@ class CoreApp:
         endpoint: int,
         stream_body: bool = False,
         max_body_size: Optional[int] = None,
+        signed: bool = False,
     ) -> None: ...
     def add_static(
         self,
@@ -99,7 +117,11 @@ class CoreApp:
         folder: Union[str, PathLike[str]],
         max_age: Optional[int] = None,
         listing: bool = False,
+        signed: bool = False,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> None: ...
+    def set_url_signer(self, signer: Optional[UrlSigner]) -> None: ...
     def add_resumable_uploads(
         self,
         url_prefix: str,

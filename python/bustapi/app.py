@@ -22,7 +22,7 @@ import threading
 import traceback
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, TypeVar, Union, cast
 
 from . import _core
 from .config import Config, ConfigAttribute
@@ -34,6 +34,7 @@ from .resumable import ResumableUpload, authorize_view, complete_view
 from .routing import BuildError, Map, Rule, quote_anchor
 from .scaffold import Scaffold, _endpoint_from_view_func, _exc_class_and_code, _named_decorator
 from .sessions import SecureCookieSessionInterface, SessionInterface
+from .signing import ExpiresIn, Signer, sign_path, signing_keys
 from .streaming import StreamingResponse
 from .wrappers import Request, Response, dumps_json
 
@@ -48,7 +49,7 @@ _JSON_HEADERS = [("Content-Type", "application/json")]
 _HTML_HEADERS = [("Content-Type", "text/html; charset=utf-8")]
 
 # Engine-detected errors a Python hook or handler may want to see.
-_ENGINE_ERRORS = (400, 404, 405, 408, 413, 507)
+_ENGINE_ERRORS = (400, 403, 404, 405, 408, 410, 413, 507)
 
 
 def _make_timedelta(value: Union[timedelta, int, None]) -> Optional[timedelta]:
@@ -111,6 +112,8 @@ class BustAPI(Scaffold):
         "MAX_FORM_MEMORY_SIZE": 500_000,
         "MAX_FORM_PARTS": 1_000,
         "UPLOAD_TEMP_FOLDER": None,
+        # Keys of signed URLs, newest first; None: SECRET_KEY (see bustapi.signing).
+        "SIGNING_KEYS": None,
         "SEND_FILE_MAX_AGE_DEFAULT": None,
         "TRAP_BAD_REQUEST_ERRORS": None,
         "TRAP_HTTP_EXCEPTIONS": False,
@@ -179,7 +182,10 @@ class BustAPI(Scaffold):
         # (url prefix, folder) of every engine-served static folder: the app's and
         # its blueprints'. Handed to the engine by _prepare(), with the max-age
         # SEND_FILE_MAX_AGE_DEFAULT has by then.
-        self._static_mounts: list[tuple[str, str, bool, Optional[int]]] = []
+        self._static_mounts: list[_StaticMount] = []
+        # Endpoints answered only for a validly signed URL (the engine checks).
+        self._signed_endpoints: set[str] = set()
+        self._signer = Signer()
         self._sent_to_engine: Any = None
         # What the engine was last configured with (see _configure, _sync_config).
         self._run_options: tuple[Optional[int], dict[str, Any]] = (None, {})
@@ -193,27 +199,82 @@ class BustAPI(Scaffold):
             self._add_build_rule(f"{url_path}/<path:filename>", "static", ("GET",))
 
     def _add_static_mount(
-        self, url_path: str, folder: str, listing: bool = False, max_age: Optional[int] = None
+        self,
+        url_path: str,
+        folder: str,
+        listing: bool = False,
+        max_age: Optional[int] = None,
+        signed: bool = False,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> None:
-        self._static_mounts.append((url_path, os.fspath(folder), listing, max_age))
+        self._static_mounts.append(
+            _StaticMount(url_path, os.fspath(folder), listing, max_age, signed, rate, rate_after)
+        )
 
     def add_static(
         self,
         url_path: str,
         folder: Union[str, os.PathLike[str]],
         *,
+        signed: bool = False,
         listing: bool = False,
         max_age: Optional[int] = None,
+        rate: Union[int, str, None] = None,
+        rate_after: Optional[int] = None,
     ) -> None:
         """Serves ``folder`` at ``url_path`` from the engine (ranges, conditionals, no
         Python per request), besides the static folder: ``app.add_static("/media",
         "/srv/media")``. ``listing`` shows directory listings; ``max_age`` sets
         ``Cache-Control`` (default ``SEND_FILE_MAX_AGE_DEFAULT``, else ``no-cache``).
-        A ``url_path`` of ``"/"`` mounts the folder at the root, ahead of every route."""
+        A ``url_path`` of ``"/"`` mounts the folder at the root, ahead of every route.
+
+        ``signed=True`` serves only URLs made by :meth:`sign_url` (403 for a missing
+        or wrong signature, 410 once expired), checked by the engine before the
+        file is looked up.
+
+        ``rate`` (bytes per second, or ``"auto"``) and ``rate_after`` pace every
+        response as :func:`~bustapi.send_file`'s do."""
         if not url_path.startswith("/"):
             raise ValueError("url_path must start with '/'")
         folder = os.path.join(self.root_path, os.fspath(folder))
-        self._add_static_mount(url_path.rstrip("/") or "/", folder, listing, max_age)
+        self._add_static_mount(
+            url_path.rstrip("/") or "/", folder, listing, max_age, signed, rate, rate_after
+        )
+        # Checked now, where the mistake is, rather than when the app first serves.
+        _core.FileSpec(data=b"", rate=rate, rate_after=rate_after)
+
+    def sign_url(
+        self,
+        path: str,
+        expires_in: ExpiresIn = 3600,
+        *,
+        ip: Union[str, bool, None] = None,
+        prefix: Union[str, bool, None] = None,
+    ) -> str:
+        """``path`` with a signature that a signed static mount or route accepts
+        until ``expires_in`` (seconds or a timedelta; default one hour) from now:
+
+        >>> app.sign_url("/media/intro.mp4", expires_in=timedelta(hours=2))
+        '/media/intro.mp4?expires=1764160000&signature=...'
+
+        ``ip`` binds the URL to one client address (``True``: the current
+        request's ``remote_addr``). ``prefix`` makes it good for every path under a
+        folder (``True``: the folder of ``path``; or a path ending in ``/``), e.g.
+        the segments of a stream. The signature covers the path (or prefix), the
+        expiry and the address, not other query parameters. Keys come from
+        ``SIGNING_KEYS``, else ``SECRET_KEY`` (see :mod:`bustapi.signing`)."""
+        signer = self._signer.for_keys(signing_keys(self.config))
+        if signer is None:
+            raise RuntimeError(
+                "signing a URL needs keys: set SIGNING_KEYS (a list) or SECRET_KEY in app.config"
+            )
+        if ip is True:
+            req_ctx = _cv_request.get(None)
+            ip = req_ctx.request.remote_addr if req_ctx is not None else None
+            if not ip:
+                raise RuntimeError("ip=True needs a request with a client address")
+        return sign_path(signer, path, expires_in, ip or None, prefix)
 
     def resumable_uploads(
         self,
@@ -427,7 +488,9 @@ class BustAPI(Scaffold):
         ``defaults`` gives values for arguments the rule does not capture.
         ``stream_body=True`` gives the view the raw body as it arrives, in
         ``request.stream`` (no buffering, no form parsing); ``max_content_length``
-        sets this route's body limit instead of ``MAX_CONTENT_LENGTH``. A rule
+        sets this route's body limit instead of ``MAX_CONTENT_LENGTH``.
+        ``signed=True`` runs the view only for URLs made by :meth:`sign_url` or
+        ``url_for(..., _signed=True)``: the engine answers 403/410 otherwise. A rule
         without ``view_func`` only names a URL for ``url_for`` until a view is attached
         with :meth:`endpoint`.
         """
@@ -452,6 +515,7 @@ class BustAPI(Scaffold):
         defaults = options.pop("defaults", None)
         options.pop("strict_slashes", None)  # the engine always redirects /dir to /dir/
         stream_body = bool(options.pop("stream_body", False))
+        signed = bool(options.pop("signed", False))
         max_content_length = options.pop("max_content_length", None)
         if options:
             raise TypeError(f"add_url_rule() got unexpected options: {', '.join(sorted(options))}")
@@ -479,7 +543,10 @@ class BustAPI(Scaffold):
             len(self._rules),
             stream_body=stream_body,
             max_body_size=None if max_content_length is None else int(max_content_length),
+            signed=signed,
         )
+        if signed:
+            self._signed_endpoints.add(endpoint)
         parsed.max_content_length = max_content_length
         if view_func is not None:
             self.view_functions[endpoint] = view_func
@@ -556,6 +623,10 @@ class BustAPI(Scaffold):
         _method: Optional[str] = None,
         _scheme: Optional[str] = None,
         _external: Optional[bool] = None,
+        _signed: bool = False,
+        _expires_in: ExpiresIn = 3600,
+        _signed_ip: Union[str, bool, None] = None,
+        _signed_prefix: Union[str, bool, None] = None,
         **values: Any,
     ) -> str:
         """Builds the URL of ``endpoint``; see :func:`bustapi.url_for`."""
@@ -585,6 +656,8 @@ class BustAPI(Scaffold):
             values.update(_anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external)
             return self.handle_url_build_error(error, endpoint, values)
         path = root + path
+        if _signed:
+            path = self.sign_url(path, _expires_in, ip=_signed_ip, prefix=_signed_prefix)
         if _external:
             host: Optional[str]
             if req_ctx is not None:
@@ -865,14 +938,29 @@ class BustAPI(Scaffold):
         (so config, hooks and blueprints set after creation take effect). Cheap when
         nothing changed: the test client calls it before every request."""
         default_age = _max_age_seconds(self.config.get("SEND_FILE_MAX_AGE_DEFAULT"))
-        state = (tuple(self._static_mounts), default_age, self._error_codes())
+        keys = signing_keys(self.config)
+        state = (tuple(self._static_mounts), default_age, self._error_codes(), keys)
         if state == self._sent_to_engine:
             return
-        mounts, default_age, codes = state
+        mounts, default_age, codes, _ = state
+        if not keys and (self._signed_endpoints or any(m.signed for m in mounts)):
+            raise RuntimeError(
+                "signed routes and static mounts need keys: set SIGNING_KEYS (a list)"
+                " or SECRET_KEY in app.config"
+            )
         self._core.reset_statics()
-        for url_path, folder, listing, max_age in mounts:
-            age = default_age if max_age is None else max_age
-            self._core.add_static(url_path, folder, max_age=age, listing=listing)
+        for m in mounts:
+            age = default_age if m.max_age is None else m.max_age
+            self._core.add_static(
+                m.url_path,
+                m.folder,
+                max_age=age,
+                listing=m.listing,
+                signed=m.signed,
+                rate=m.rate,
+                rate_after=m.rate_after,
+            )
+        self._core.set_url_signer(self._signer.for_keys(keys))
         self._core.set_error_codes(sorted(codes))
         self._sent_to_engine = state
 
@@ -1070,6 +1158,18 @@ def _package_parent(import_name: str, root_path: str) -> str:
 def _body_limit(value: Any) -> int:
     """A size or count limit for the engine: ``None`` (Flask's "no limit") is the largest."""
     return (1 << 64) - 1 if value is None else int(value)
+
+
+class _StaticMount(NamedTuple):
+    """An engine-served folder, as handed to the engine by ``_prepare``."""
+
+    url_path: str
+    folder: str
+    listing: bool
+    max_age: Optional[int]
+    signed: bool
+    rate: Union[int, str, None] = None
+    rate_after: Optional[int] = None
 
 
 def _max_age_seconds(value: Any) -> Optional[int]:

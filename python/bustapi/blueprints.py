@@ -101,6 +101,8 @@ class Blueprint(Scaffold):
         url_defaults: Optional[dict[str, Any]] = None,
         root_path: Optional[str] = None,
         cli_group: Optional[str] = _sentinel,
+        *,
+        static_signed: bool = False,
     ) -> None:
         super().__init__(
             import_name=import_name,
@@ -121,6 +123,8 @@ class Blueprint(Scaffold):
         self.deferred_functions: list[DeferredSetupFunction] = []
         self.url_values_defaults: dict[str, Any] = dict(url_defaults or {})
         self.cli_group = cli_group
+        # The static folder serves only signed URLs (see BustAPI.sign_url).
+        self.static_signed = static_signed
         self._blueprints: list[tuple[Blueprint, dict[str, Any]]] = []
 
     def _check_setup_finished(self, f_name: str) -> None:
@@ -206,7 +210,7 @@ class Blueprint(Scaffold):
                 f"blueprint {self.name!r}: its static folder would be mounted at '/',"
                 " shadowing every route; give it a url_prefix or static_url_path"
             )
-        app._add_static_mount(url_path, self.static_folder or "")
+        app._add_static_mount(url_path, self.static_folder or "", signed=self.static_signed)
         endpoint = f"{state.name_prefix}.{state.name}.static".lstrip(".")
         app._add_build_rule(f"{url_path}/<path:filename>", endpoint, ("GET",))
 

@@ -166,6 +166,8 @@ def send_file(
     max_age: Union[int, Callable[[Optional[str]], Optional[int]], None] = None,
     *,
     attachment_filename: Optional[str] = None,
+    rate: Union[int, str, None] = None,
+    rate_after: Optional[int] = None,
 ) -> FileResponse:
     """Sends a file, as Flask's ``send_file`` does, with full Range support.
 
@@ -174,6 +176,11 @@ def send_file(
     ``open(p, "rb")``). ``max_age`` defaults to ``app.get_send_file_max_age(path)``,
     that is ``SEND_FILE_MAX_AGE_DEFAULT``: no max-age (``no-cache``, revalidated with
     ETag/Last-Modified) unless configured.
+
+    ``rate`` paces the response to that many bytes per second after ``rate_after``
+    bytes sent at full speed (nginx's ``limit_rate`` / ``limit_rate_after``, per
+    response); ``rate="auto"`` paces an MP4 at twice its average bitrate (from its
+    ``moov`` box), and not at all when that cannot be read.
 
     >>> send_file("secure_storage/videos/intro.mp4", mimetype="video/mp4")
     <FileResponse [200]>
@@ -208,7 +215,7 @@ def send_file(
         _default_max_age(max_age, path),
         default_name,
     )
-    spec = _core.FileSpec(**source, **opts)
+    spec = _core.FileSpec(**source, **opts, rate=rate, rate_after=rate_after)
     return FileResponse(
         path or default_name, media_type=mimetype, filename=download_name, _spec=spec
     )
@@ -239,12 +246,16 @@ def send_from_directory(
     etag: Union[bool, str] = True,
     last_modified: Union[_dt.datetime, int, float, None] = None,
     max_age: Union[int, Callable[[Optional[str]], Optional[int]], None] = None,
+    *,
+    rate: Union[int, str, None] = None,
+    rate_after: Optional[int] = None,
 ) -> FileResponse:
     """Sends ``path`` from inside ``directory`` — never from outside it.
 
     ``path`` usually comes from the URL (``<path:filename>``); traversal (``..``),
     absolute paths, NUL, backslashes, hidden files and symlinks leading out of
     ``directory`` are refused by the engine (404, or 400 for malformed input).
+    ``rate`` and ``rate_after`` pace the response as in :func:`send_file`.
     """
     if not isinstance(directory, (str, os.PathLike)) or not isinstance(path, (str, os.PathLike)):
         raise TypeError("send_from_directory() needs str or os.PathLike arguments")
@@ -260,5 +271,5 @@ def send_from_directory(
         os.path.basename(rel),
     )
     root = os.path.join(_root_path(), os.fspath(directory))
-    spec = _core.FileSpec(root=root, rel=rel, **opts)
+    spec = _core.FileSpec(root=root, rel=rel, **opts, rate=rate, rate_after=rate_after)
     return FileResponse(rel, media_type=mimetype, filename=download_name, _spec=spec)

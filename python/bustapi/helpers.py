@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, Union
 
 from .globals import _cv_app, _cv_request, current_app, session
+from .signing import ExpiresIn
 from .wrappers import Response, dumps_json
 
 
@@ -18,6 +19,10 @@ def url_for(
     _method: Optional[str] = None,
     _scheme: Optional[str] = None,
     _external: Optional[bool] = None,
+    _signed: bool = False,
+    _expires_in: ExpiresIn = 3600,
+    _signed_ip: Union[str, bool, None] = None,
+    _signed_prefix: Union[str, bool, None] = None,
     **values: Any,
 ) -> str:
     """The URL of ``endpoint`` built from its rule: ``url_for("user", id=7)`` →
@@ -28,6 +33,10 @@ def url_for(
     file. ``_external=True`` gives an absolute URL (``_scheme`` to pick the scheme),
     ``_anchor`` appends ``#...``, ``_method`` picks the rule for that method. An
     impossible build raises :class:`~bustapi.routing.BuildError`.
+
+    ``_signed=True`` signs the URL for a signed route or static mount, good for
+    ``_expires_in`` (seconds or a timedelta, default one hour); ``_signed_ip`` and
+    ``_signed_prefix`` are :meth:`~bustapi.BustAPI.sign_url`'s ``ip`` and ``prefix``.
     """
     ctx = _cv_app.get(None)
     if ctx is None:
@@ -41,6 +50,10 @@ def url_for(
         _method=_method,
         _scheme=_scheme,
         _external=_external,
+        _signed=_signed,
+        _expires_in=_expires_in,
+        _signed_ip=_signed_ip,
+        _signed_prefix=_signed_prefix,
         **values,
     )
 

@@ -20,6 +20,10 @@
 //! can then no longer be honoured, and the server must abort the connection;
 //! hyper does exactly that when a body errors.
 //!
+//! [`FileBody::pace`] holds the body to a rate (nginx's `limit_rate`, see
+//! [`crate::pace`]): frames shrink to a tenth of a second of data and wait on a
+//! timer, so a paced body holds no thread and no more memory than an unpaced one.
+//!
 //! Dropping the body releases the file: an in-flight read finishes on its
 //! blocking thread and then drops its handle to the file.
 //!
@@ -27,6 +31,7 @@
 //! [`FileBody::source`] and [`FileBody::plan`] and bypass the read loop,
 //! sending the plan's [`BodyPlan::pieces`] exactly as this body would.
 
+use crate::pace::{Pacer, Rate};
 use crate::plan::{BodyPlan, Piece};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -76,6 +81,9 @@ pub struct FileBody {
     chunk_size: usize,
     /// Start the next read as soon as a chunk is handed over.
     read_ahead: bool,
+    pacer: Option<Pacer>,
+    /// Bytes produced but held back by the pacer.
+    held: Bytes,
 }
 
 impl FileBody {
@@ -92,7 +100,25 @@ impl FileBody {
             read: None,
             chunk_size: CHUNK_SIZE,
             read_ahead: true,
+            pacer: None,
+            held: Bytes::new(),
         }
+    }
+
+    /// Paces the body to `rate` (call before the first poll).
+    pub fn pace(&mut self, rate: Rate) {
+        let pacer = Pacer::new(rate);
+        // Reads need not be larger than what a paced frame carries.
+        let frame = (rate.bytes_per_second / 10).max(1024);
+        self.chunk_size = self
+            .chunk_size
+            .min(usize::try_from(frame).unwrap_or(CHUNK_SIZE));
+        self.pacer = Some(pacer);
+    }
+
+    /// The rate this body is paced to, if any (zero-copy bodies honour it too).
+    pub fn rate(&self) -> Option<Rate> {
+        self.pacer.as_ref().map(Pacer::rate)
     }
 
     /// Reads at most `chunk_size` bytes at a time (at least 1), and each read
@@ -136,6 +162,7 @@ impl FileBody {
         self.pieces.clear();
         self.remaining = 0;
         self.read = None;
+        self.held = Bytes::new();
         Poll::Ready(Some(Err(e)))
     }
 
@@ -226,15 +253,36 @@ fn read_cached(_file: &File, _offset: u64, _want: usize) -> Option<io::Result<By
     None
 }
 
-impl Body for FileBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
+impl FileBody {
+    /// The next frame as the pacer allows it: a produced frame is held and
+    /// handed out in pieces, each once its time has come.
+    fn poll_paced(
+        &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let this = self.get_mut();
+        if self.held.is_empty() {
+            match std::task::ready!(self.poll_unpaced(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.held = data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return Poll::Ready(other),
+            }
+        }
+        let Some(pacer) = self.pacer.as_mut() else {
+            return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut self.held)))));
+        };
+        let n = self.held.len().min(pacer.frame_limit().max(1));
+        std::task::ready!(pacer.poll_ready(cx, n as u64));
+        pacer.sent(n as u64);
+        Poll::Ready(Some(Ok(Frame::data(self.held.split_to(n)))))
+    }
+
+    fn poll_unpaced(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self;
         loop {
             // A read in flight is always for the front range: deliver it first.
             if let Some(read) = this.read.take() {
@@ -294,13 +342,29 @@ impl Body for FileBody {
             }
         }
     }
+}
+
+impl Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if this.pacer.is_none() {
+            return this.poll_unpaced(cx);
+        }
+        this.poll_paced(cx)
+    }
 
     fn is_end_stream(&self) -> bool {
-        self.remaining == 0
+        self.remaining == 0 && self.held.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        SizeHint::with_exact(self.remaining + self.held.len() as u64)
     }
 }
 
@@ -313,6 +377,8 @@ impl std::fmt::Debug for FileBody {
             .field("read_in_flight", &self.read.is_some())
             .field("chunk_size", &self.chunk_size)
             .field("read_ahead", &self.read_ahead)
+            .field("pacer", &self.pacer)
+            .field("held", &self.held.len())
             .finish()
     }
 }

@@ -50,8 +50,10 @@ pub mod body;
 pub mod conditional;
 pub mod content_type;
 pub mod disposition;
+pub mod mp4;
 pub mod multipart;
 pub mod open;
+pub mod pace;
 pub mod plan;
 pub mod range;
 pub mod safe_path;
@@ -60,6 +62,7 @@ pub mod validators;
 pub use body::{BodySource, FileBody};
 pub use disposition::{content_disposition, DispositionType};
 pub use open::{file_meta, open_file, FileMeta, OpenError};
+pub use pace::{Pace, Pacer, Rate};
 pub use plan::{decide, BodyPlan, Options, Piece, Plan, Representation};
 pub use range::ByteRange;
 pub use safe_path::{

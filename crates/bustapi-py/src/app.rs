@@ -3,9 +3,12 @@
 //! in-process for the test client.
 
 use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
+use crate::file_spec::pace;
+use crate::signing::PyUrlSigner;
+use bustapi_server::files::Pace;
 use bustapi_server::{
     Body, Config, Engine, PathPolicy, ResumableConfig, ResumableUploads, RouteBody, Router,
-    StaticMount,
+    StaticMount, UrlSigner,
 };
 use bytes::Bytes;
 use http::{Method, Request};
@@ -24,12 +27,25 @@ use tokio::runtime::Runtime;
 pub struct CoreApp {
     dispatch: Py<PyAny>,
     routes: Vec<(String, Vec<Method>, usize, RouteBody)>,
-    statics: Vec<(String, PathBuf, Option<u64>, bool)>,
+    statics: Vec<StaticSettings>,
     error_codes: HashSet<u16>,
     config: Config,
     view_threads: usize,
     resumable: Vec<ResumableConfig>,
+    signer: Option<Arc<UrlSigner>>,
+    /// Endpoints answered only for a validly signed URL.
+    signed_routes: HashSet<usize>,
     built: Option<Arc<Engine>>,
+}
+
+/// A static mount as Python declared it.
+struct StaticSettings {
+    prefix: String,
+    folder: PathBuf,
+    max_age: Option<u64>,
+    listing: bool,
+    signed: bool,
+    pace: Option<Pace>,
 }
 
 impl CoreApp {
@@ -52,15 +68,17 @@ impl CoreApp {
         let statics = self
             .statics
             .iter()
-            .map(|(prefix, folder, max_age, listing)| StaticMount {
-                prefix: prefix.clone(),
-                root: folder.canonicalize().unwrap_or_else(|_| folder.clone()),
+            .map(|s| StaticMount {
+                prefix: s.prefix.clone(),
+                root: s.folder.canonicalize().unwrap_or_else(|_| s.folder.clone()),
                 policy: PathPolicy {
-                    list_directories: *listing,
+                    list_directories: s.listing,
                     ..PathPolicy::default()
                 },
-                max_age: *max_age,
+                max_age: s.max_age,
                 cache: Default::default(),
+                signed: s.signed,
+                pace: s.pace,
             })
             .collect();
         let dispatcher = PyDispatcher::start(
@@ -69,7 +87,9 @@ impl CoreApp {
             self.error_codes.clone(),
         )?;
         let mut engine = Engine::new(router, statics, Arc::new(dispatcher), self.config.clone())
-            .with_route_bodies(route_bodies);
+            .with_route_bodies(route_bodies)
+            .with_url_signer(self.signer.clone())
+            .with_signed_routes(self.signed_routes.iter().copied());
         for config in &self.resumable {
             engine.add_resumable_uploads(ResumableUploads::new(config.clone()));
         }
@@ -121,14 +141,17 @@ impl CoreApp {
             config: Config::default(),
             view_threads,
             resumable: Vec::new(),
+            signer: None,
+            signed_routes: HashSet::new(),
             built: None,
         }
     }
 
     /// Registers a Flask-style rule; raises `ValueError` for a malformed or clashing rule.
     /// `stream_body` hands the view the raw body as it arrives; `max_body_size`
-    /// overrides the global limit for this route.
-    #[pyo3(signature = (rule, methods, endpoint, stream_body=false, max_body_size=None))]
+    /// overrides the global limit for this route; `signed` admits only validly
+    /// signed URLs (checked by the engine before the body is read).
+    #[pyo3(signature = (rule, methods, endpoint, stream_body=false, max_body_size=None, signed=false))]
     fn add_route(
         &mut self,
         rule: &str,
@@ -136,6 +159,7 @@ impl CoreApp {
         endpoint: usize,
         stream_body: bool,
         max_body_size: Option<u64>,
+        signed: bool,
     ) -> PyResult<()> {
         let methods = parse_methods(methods)?;
         // Validate against everything registered so far, so the error points at this call.
@@ -154,27 +178,49 @@ impl CoreApp {
         };
         self.routes
             .push((rule.to_string(), methods, endpoint, body));
+        if signed {
+            self.signed_routes.insert(endpoint);
+        }
         self.changed();
         Ok(())
     }
 
     /// Mounts `folder` at `url_prefix` (`"/"` mounts it at the root, as `serve` does).
-    #[pyo3(signature = (url_prefix, folder, max_age=None, listing=false))]
+    /// `signed` serves only validly signed URLs; `rate`/`rate_after` pace each
+    /// response (see `FileSpec`).
+    #[pyo3(signature = (url_prefix, folder, max_age=None, listing=false, signed=false, rate=None,
+        rate_after=None))]
+    #[allow(clippy::too_many_arguments)]
     fn add_static(
         &mut self,
         url_prefix: &str,
         folder: PathBuf,
         max_age: Option<u64>,
         listing: bool,
+        signed: bool,
+        rate: Option<&Bound<'_, PyAny>>,
+        rate_after: Option<u64>,
     ) -> PyResult<()> {
         if !url_prefix.starts_with('/') {
             return Err(PyValueError::new_err("static_url_path must start with '/'"));
         }
-        let prefix = url_prefix.trim_end_matches('/');
-        self.statics
-            .push((prefix.to_string(), folder, max_age, listing));
+        self.statics.push(StaticSettings {
+            prefix: url_prefix.trim_end_matches('/').to_string(),
+            folder,
+            max_age,
+            listing,
+            signed,
+            pace: pace(rate, rate_after)?,
+        });
         self.changed();
         Ok(())
+    }
+
+    /// The keys signed mounts and routes are checked with (`None`: none, and
+    /// every signed URL is refused).
+    fn set_url_signer(&mut self, signer: Option<PyRef<'_, PyUrlSigner>>) {
+        self.signer = signer.map(|s| Arc::clone(&s.inner));
+        self.changed();
     }
 
     /// Serves the tus protocol at `url_prefix`, storing uploads in `folder`.

@@ -3,6 +3,7 @@
 //! Validated when constructed, so a wrong argument fails at the Python call site
 //! with a clear exception, not later as a broken response.
 
+use bustapi_server::files::{Pace, Rate};
 use bustapi_server::{DispositionType, FileSpec, PathOrFile, Validator};
 use bytes::Bytes;
 use http::HeaderValue;
@@ -22,6 +23,41 @@ pub struct PyFileSpec {
     etag: Validator<HeaderValue>,
     last_modified: Validator<SystemTime>,
     max_age: Option<u64>,
+    pace: Option<Pace>,
+}
+
+/// `rate` (bytes per second, or `"auto"` for an MP4's bitrate multiple) and
+/// `rate_after` (bytes at full speed first) as the engine's pacing.
+pub(crate) fn pace(rate: Option<&Bound<'_, PyAny>>, after: Option<u64>) -> PyResult<Option<Pace>> {
+    let after = after.unwrap_or(0);
+    let Some(rate) = rate.filter(|r| !r.is_none()) else {
+        if after > 0 {
+            return Err(PyValueError::new_err("rate_after needs a rate"));
+        }
+        return Ok(None);
+    };
+    if let Ok(word) = rate.extract::<String>() {
+        return match word.as_str() {
+            "auto" => Ok(Some(Pace::Auto { after })),
+            _ => Err(PyValueError::new_err(format!(
+                "rate must be bytes per second or \"auto\", not {word:?}"
+            ))),
+        };
+    }
+    if rate.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(
+            "rate must be bytes per second or \"auto\"",
+        ));
+    }
+    match rate.extract::<u64>() {
+        Ok(bytes_per_second) if bytes_per_second > 0 => Ok(Some(Pace::Fixed(Rate {
+            bytes_per_second,
+            after,
+        }))),
+        _ => Err(PyValueError::new_err(
+            "rate must be a positive number of bytes per second or \"auto\"",
+        )),
+    }
 }
 
 fn header_value(what: &str, v: &str) -> PyResult<HeaderValue> {
@@ -39,7 +75,8 @@ impl PyFileSpec {
     #[new]
     #[pyo3(signature = (*, path=None, root=None, rel=None, fd=None, data=None, content_type=None,
         type_hint_name=None, disposition=None, filename=None, conditional=true, etag=None,
-        use_etag=true, last_modified=None, use_last_modified=true, max_age=None))]
+        use_etag=true, last_modified=None, use_last_modified=true, max_age=None, rate=None,
+        rate_after=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         path: Option<PathBuf>,
@@ -57,6 +94,8 @@ impl PyFileSpec {
         last_modified: Option<f64>,
         use_last_modified: bool,
         max_age: Option<u64>,
+        rate: Option<&Bound<'_, PyAny>>,
+        rate_after: Option<u64>,
     ) -> PyResult<Self> {
         let path_or_file = match (path, root, rel, fd, data) {
             (Some(p), None, None, None, None) => PathOrFile::Path(p),
@@ -124,6 +163,7 @@ impl PyFileSpec {
             etag,
             last_modified,
             max_age,
+            pace: pace(rate, rate_after)?,
         })
     }
 }
@@ -140,6 +180,7 @@ impl PyFileSpec {
             etag: self.etag.clone(),
             last_modified: self.last_modified.clone(),
             max_age: self.max_age,
+            pace: self.pace,
         })
     }
 }

@@ -10,6 +10,7 @@ mod convert;
 mod executor;
 mod file_spec;
 mod request;
+mod signing;
 mod stream;
 
 use pyo3::prelude::*;
@@ -48,6 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<app::ServerHandle>()?;
     m.add_class::<file_spec::PyFileSpec>()?;
     m.add_class::<request::RequestData>()?;
+    m.add_class::<signing::PyUrlSigner>()?;
     m.add("BodyReadError", m.py().get_type::<request::BodyReadError>())?;
     #[cfg(feature = "panic-probe")]
     m.add_class::<convert::PanicProbe>()?;

@@ -13,13 +13,14 @@ use crate::framing;
 use crate::redirect::slash_redirect;
 use crate::request_body::{self, BodyConfig, BodyError, RequestBody, RouteBody};
 use crate::router::{EndpointId, Match, Router};
+use crate::signed_url::{self, Refusal, UrlSigner};
 use crate::static_mount::{serve_static, StaticMount};
 use crate::tus::ResumableUploads;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -80,6 +81,10 @@ pub struct Engine {
     /// Routes with body settings of their own (streamed, another size limit).
     route_bodies: HashMap<EndpointId, RouteBody>,
     resumable: Vec<ResumableUploads>,
+    /// Checks the signed URLs of signed static mounts and routes.
+    signer: Option<Arc<UrlSigner>>,
+    /// Routes answered only for a validly signed URL.
+    signed_routes: HashSet<EndpointId>,
 }
 
 impl Engine {
@@ -96,7 +101,23 @@ impl Engine {
             config,
             route_bodies: HashMap::new(),
             resumable: Vec::new(),
+            signer: None,
+            signed_routes: HashSet::new(),
         }
+    }
+
+    /// The keys signed mounts and routes are checked with. Without them a
+    /// signed mount or route refuses every request (403): fail closed.
+    pub fn with_url_signer(mut self, signer: Option<Arc<UrlSigner>>) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Declares routes that are answered only for a validly signed URL: the
+    /// engine checks it before reading the body or calling the application.
+    pub fn with_signed_routes(mut self, routes: impl IntoIterator<Item = EndpointId>) -> Self {
+        self.signed_routes.extend(routes);
+        self
     }
 
     /// Gives routes body settings of their own: `(endpoint, settings)` pairs.
@@ -162,11 +183,21 @@ impl Engine {
         if let Some(tus) = self.resumable.iter().find(|t| t.claims(req.method(), path)) {
             return Box::pin(tus.handle(req, remote, self.dispatcher.as_ref())).await;
         }
-        if let Some(resp) = self.try_static(&req).await {
-            return resp;
+        if let Some(mount) = self.static_mount(path) {
+            if mount.signed {
+                if let Err(refusal) = self.check_signature(&req, remote) {
+                    return Box::pin(self.refuse_signature(refusal, req, remote)).await;
+                }
+            }
+            return static_response(mount, &req).await;
         }
         match self.router.lookup(req.method(), path) {
             Match::Found { endpoint, params } => {
+                if self.signed_routes.contains(&endpoint) {
+                    if let Err(refusal) = self.check_signature(&req, remote) {
+                        return Box::pin(self.refuse_signature(refusal, req, remote)).await;
+                    }
+                }
                 let method = req.method().clone();
                 let (parts, body) = req.into_parts();
                 let route = self
@@ -210,24 +241,51 @@ impl Engine {
         }
     }
 
-    async fn try_static<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
-        let path = req.uri().path();
-        let mount = self.statics.iter().find(|m| {
+    fn static_mount(&self, path: &str) -> Option<&StaticMount> {
+        self.statics.iter().find(|m| {
             path.strip_prefix(m.prefix.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
-        })?;
-        let rest = &path[mount.prefix.len() + 1..];
-        let method = req.method();
-        Some(if method == Method::GET || method == Method::HEAD {
-            serve_static(mount, method, req.headers(), rest, req.uri().query()).await
-        } else if method == Method::OPTIONS {
-            allow_response(StatusCode::OK, "GET, HEAD, OPTIONS")
-        } else {
-            let mut r = errors::plain(StatusCode::METHOD_NOT_ALLOWED);
-            r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-            r
         })
+    }
+
+    /// Verifies a signed URL; the signature's query parameters are only read
+    /// here (ranges, conditionals and the static cache never see the query).
+    fn check_signature<B>(
+        &self,
+        req: &Request<B>,
+        remote: Option<SocketAddr>,
+    ) -> Result<(), Refusal> {
+        let signer = self
+            .signer
+            .as_ref()
+            .ok_or(Refusal::Forbidden("no URL signing keys are configured"))?;
+        let uri = req.uri();
+        signer.verify(
+            uri.path(),
+            uri.query(),
+            remote.map(|r| r.ip()),
+            signed_url::now(),
+        )
+    }
+
+    /// 403 or 410 for a refused signature, before any file is opened or any
+    /// view runs; the application's error handler renders it when it has one.
+    async fn refuse_signature<B>(
+        &self,
+        refusal: Refusal,
+        req: Request<B>,
+        remote: Option<SocketAddr>,
+    ) -> Response<Body> {
+        let status = refusal.status();
+        let (parts, _) = req.into_parts();
+        if self.dispatcher.handles_error(status) {
+            return self.error(status, None, parts, remote).await;
+        }
+        let mut r = errors::plain_with(status, refusal.reason());
+        if parts.method == Method::HEAD {
+            *r.body_mut() = Body::Empty;
+        }
+        r
     }
 
     /// A body the engine refused (too large, malformed, too slow, disk full):
@@ -285,6 +343,22 @@ impl Engine {
             response.headers_mut().insert(ALLOW, allow);
         }
         response
+    }
+}
+
+async fn static_response<B>(mount: &StaticMount, req: &Request<B>) -> Response<Body> {
+    let path = req.uri().path();
+    let rest = &path[mount.prefix.len() + 1..];
+    let method = req.method();
+    if method == Method::GET || method == Method::HEAD {
+        serve_static(mount, method, req.headers(), rest, req.uri().query()).await
+    } else if method == Method::OPTIONS {
+        allow_response(StatusCode::OK, "GET, HEAD, OPTIONS")
+    } else {
+        let mut r = errors::plain(StatusCode::METHOD_NOT_ALLOWED);
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        r
     }
 }
 

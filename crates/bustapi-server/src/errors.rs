@@ -14,6 +14,7 @@ pub fn message(status: StatusCode) -> &'static str {
         403 => "You don't have permission to access the requested resource.",
         404 => "The requested URL was not found on the server.",
         405 => "The method is not allowed for the requested URL.",
+        410 => "The requested resource is no longer available.",
         408 => "The server timed out waiting for the request.",
         413 => "The request body is larger than the server allows.",
         416 => "The requested range is not satisfiable.",

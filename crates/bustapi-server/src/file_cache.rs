@@ -58,6 +58,9 @@ pub struct CachedFile {
     pub content_type: http::HeaderValue,
     /// The whole content, for small files.
     pub content: Option<Bytes>,
+    /// Bytes per second of an MP4's playback, read once for `rate="auto"`
+    /// mounts (see `bustapi_files::mp4`).
+    pub average_bitrate: Option<u64>,
     stamp: Stamp,
     resolved_at: Instant,
 }
@@ -81,6 +84,7 @@ impl CachedFile {
             file: Arc::new(file),
             meta,
             content,
+            average_bitrate: None,
             stamp: Stamp::of(&before),
             resolved_at: Instant::now(),
         })

@@ -9,8 +9,9 @@ use crate::body::Body;
 use crate::file_cache::CachedFile;
 use crate::file_spec::{FileSpec, PathOrFile, Validator};
 use bustapi_files::{
-    content_disposition, content_type, decide, open::file_meta, open_file, resolve, validators,
-    BodySource, FileBody, FileMeta, OpenError, Options, PathError, PathPolicy, Representation,
+    content_disposition, content_type, decide, mp4, open::file_meta, open_file, resolve,
+    validators, BodySource, FileBody, FileMeta, OpenError, Options, Pace, PathError, PathPolicy,
+    Rate, Representation,
 };
 use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, EXPIRES};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -139,6 +140,7 @@ pub(crate) fn serve_cached(
     request_headers: &HeaderMap,
     hit: &CachedFile,
     max_age: Option<u64>,
+    rate: Option<Rate>,
 ) -> Response<Body> {
     let opened = Opened::from_cache(hit);
     let mut extra = HeaderMap::new();
@@ -157,6 +159,7 @@ pub(crate) fn serve_cached(
         rep,
         StatusCode::OK,
         true,
+        rate,
     )
 }
 
@@ -177,9 +180,21 @@ pub async fn serve_spec(
         etag,
         last_modified,
         max_age,
+        pace,
     } = spec;
-    let opened = blocking(move || open(path_or_file, &PathPolicy::default())).await;
-    let opened = match opened {
+    let opened = blocking(move || {
+        let opened = open(path_or_file, &PathPolicy::default())?;
+        // `rate="auto"` needs the file's bitrate: read with the open, off the IO threads.
+        let bitrate = match (&pace, &opened.source) {
+            (Some(Pace::Auto { .. }), BodySource::File(file)) => {
+                mp4::average_bitrate(file, opened.meta.len)
+            }
+            _ => None,
+        };
+        Ok::<_, OpenFailure>((opened, pace.and_then(|p| p.rate(bitrate))))
+    })
+    .await;
+    let (opened, rate) = match opened {
         Ok(Ok(o)) => o,
         Ok(Err(f)) => return failure_response(f),
         Err(e) => return open_error_response(OpenError::Io(e)),
@@ -209,6 +224,7 @@ pub async fn serve_spec(
         rep,
         status,
         evaluate,
+        rate,
     )
 }
 
@@ -274,6 +290,7 @@ fn plan_response(
     rep: Representation,
     status: StatusCode,
     evaluate: bool,
+    rate: Option<Rate>,
 ) -> Response<Body> {
     let opts = Options {
         conditional: evaluate,
@@ -289,7 +306,11 @@ fn plan_response(
     };
     *response.headers_mut() = plan.headers;
     if !matches!(plan.body, bustapi_files::BodyPlan::Empty) {
-        *response.body_mut() = Body::File(Box::new(FileBody::new(source, plan.body)));
+        let mut body = FileBody::new(source, plan.body);
+        if let Some(rate) = rate {
+            body.pace(rate);
+        }
+        *response.body_mut() = Body::File(Box::new(body));
     }
     response
 }

@@ -2,7 +2,7 @@
 //! disposition, validators, caching). The view describes; the engine opens,
 //! decides and streams it ([`crate::file_response`]).
 
-use bustapi_files::DispositionType;
+use bustapi_files::{DispositionType, Pace};
 use bytes::Bytes;
 use http::HeaderValue;
 use std::path::PathBuf;
@@ -60,6 +60,8 @@ pub struct FileSpec {
     pub last_modified: Validator<SystemTime>,
     /// `Some(n)`: `public, max-age=n`; `None`: `no-cache` (revalidate with the validators).
     pub max_age: Option<u64>,
+    /// Pacing of the body (`send_file(rate=..., rate_after=...)`).
+    pub pace: Option<Pace>,
 }
 
 impl FileSpec {
@@ -73,6 +75,7 @@ impl FileSpec {
             etag: Validator::Auto,
             last_modified: Validator::Auto,
             max_age: None,
+            pace: None,
         }
     }
 }

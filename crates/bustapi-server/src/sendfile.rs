@@ -34,7 +34,7 @@
 //! TLS, HTTP/2 and other systems use the ordinary read-and-copy body.
 
 use crate::page_cache;
-use bustapi_files::{BodySource, FileBody, Piece};
+use bustapi_files::{BodySource, FileBody, Pacer, Piece};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use memchr::memmem::Finder;
@@ -390,6 +390,9 @@ pub struct SendfileBody {
     warming: Option<tokio::task::JoinHandle<io::Result<()>>>,
     /// Start of the range last found (or made) resident.
     resident_from: Option<u64>,
+    /// The file body's pacing, carried over: placeholder frames wait for their
+    /// time like the copied frames would.
+    pacer: Option<Pacer>,
 }
 
 impl SendfileBody {
@@ -409,6 +412,7 @@ impl SendfileBody {
             queue: Arc::clone(queue),
             warming: None,
             resident_from: None,
+            pacer: body.rate().map(Pacer::new),
         })
     }
 }
@@ -457,6 +461,34 @@ impl http_body::Body for SendfileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        let limit = this
+            .pacer
+            .as_ref()
+            .map_or(MARKER_LEN, |p| p.frame_limit().clamp(1, MARKER_LEN));
+        // The range's pages first (before the pacer counts it as sent, so a
+        // cold read that returns Pending is not counted twice).
+        if let Some(Piece::Range(r)) = this.pieces.front() {
+            let n = r.len().min(limit as u64) as usize;
+            if let Err(e) = ready!(poll_resident(
+                &this.file,
+                r.start,
+                n,
+                &mut this.warming,
+                &mut this.resident_from,
+                cx
+            )) {
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+        if let Some(pacer) = &mut this.pacer {
+            let next = match this.pieces.front() {
+                None => return Poll::Ready(None),
+                Some(Piece::Framing(b)) => b.len() as u64,
+                Some(Piece::Range(r)) => r.len().min(limit as u64),
+            };
+            ready!(pacer.poll_ready(cx, next));
+            pacer.sent(next);
+        }
         let frame = match this.pieces.front_mut() {
             None => return Poll::Ready(None),
             Some(Piece::Framing(_)) => match this.pieces.pop_front() {
@@ -464,17 +496,7 @@ impl http_body::Body for SendfileBody {
                 _ => unreachable!("front was framing"),
             },
             Some(Piece::Range(r)) => {
-                let n = r.len().min(MARKER_LEN as u64) as usize;
-                if let Err(e) = ready!(poll_resident(
-                    &this.file,
-                    r.start,
-                    n,
-                    &mut this.warming,
-                    &mut this.resident_from,
-                    cx
-                )) {
-                    return Poll::Ready(Some(Err(e)));
-                }
+                let n = r.len().min(limit as u64) as usize;
                 let r_start = r.start;
                 r.start += n as u64;
                 if r.is_empty() {
@@ -550,6 +572,7 @@ mod tests {
             queue: Arc::clone(queue),
             warming: None,
             resident_from: None,
+            pacer: None,
         }
     }
 

@@ -11,7 +11,7 @@ use crate::file_response::{
 };
 use crate::listing;
 use crate::redirect::slash_redirect;
-use bustapi_files::{open_file, resolve_url_path_detailed, OpenError, PathPolicy};
+use bustapi_files::{mp4, open_file, resolve_url_path_detailed, OpenError, Pace, PathPolicy};
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Response};
 use std::path::PathBuf;
@@ -26,6 +26,11 @@ pub struct StaticMount {
     pub policy: PathPolicy,
     pub max_age: Option<u64>,
     pub cache: FileCache,
+    /// Every request needs a valid signed URL (see [`crate::signed_url`]),
+    /// checked before the path is even resolved.
+    pub signed: bool,
+    /// Pacing of every file response (nginx's `limit_rate`, per response).
+    pub pace: Option<Pace>,
 }
 
 /// What a static path turned out to be.
@@ -64,6 +69,7 @@ pub async fn serve_static(
         None => {
             let root = mount.root.clone();
             let policy = mount.policy.clone();
+            let auto_rate = matches!(mount.pace, Some(Pace::Auto { .. }));
             let rest = raw_rest.to_string();
             let url_path = format!("{}/{raw_rest}", mount.prefix);
             let entry = blocking(move || -> Result<Found, OpenFailure> {
@@ -78,9 +84,12 @@ pub async fn serve_static(
                     return Ok(Found::Listing(html));
                 }
                 let (file, meta) = open_file(&resolved.path)?;
-                Ok(Found::File(
-                    CachedFile::new(resolved.path, file, meta).map_err(OpenError::Io)?,
-                ))
+                let mut entry =
+                    CachedFile::new(resolved.path, file, meta).map_err(OpenError::Io)?;
+                if auto_rate {
+                    entry.average_bitrate = mp4::average_bitrate(&entry.file, meta.len);
+                }
+                Ok(Found::File(entry))
             })
             .await;
             match entry {
@@ -98,5 +107,6 @@ pub async fn serve_static(
             }
         }
     };
-    serve_cached(method, request_headers, &hit, mount.max_age)
+    let rate = mount.pace.and_then(|p| p.rate(hit.average_bitrate));
+    serve_cached(method, request_headers, &hit, mount.max_age, rate)
 }

@@ -6,7 +6,10 @@ Everything here is the seed's public API, unchanged:
 * ``/video/sample`` streams the same video through a ``send_file`` route;
 * ``/download`` sends a CSV as an attachment with ``FileResponse``;
 * ``/upload`` takes a video from a form (the engine streams it to disk), which is
-  then served, seekable, from the ``/uploads`` mount.
+  then served, seekable, from the ``/uploads`` mount;
+* ``/protected/video.mp4`` is the same clip behind a signed, expiring URL that
+  the page hands out and the engine checks on every range request, paced at
+  twice the clip's bitrate (``rate="auto"``).
 
 Uploads go to ``$BUSTAPI_DEMO_UPLOADS``, by default a folder in the system's temp
 directory.
@@ -15,8 +18,10 @@ directory.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import uuid
+from datetime import timedelta
 from typing import Optional
 
 from bustapi import (
@@ -51,6 +56,17 @@ def create_app(uploads: Optional[str] = None) -> BustAPI:
     app = BustAPI(__name__, static_folder="static")
     # Uploaded videos are served by the engine too: ranges, seeking, no Python per request.
     app.add_static("/uploads", uploads)
+    # Protected media: only signed URLs, checked by the engine; paced so an abandoned
+    # tab stops pulling at about twice the playback speed (after a quick first 200 kB).
+    # A fresh key per process: links from a previous run stop working, as they should.
+    app.config["SIGNING_KEYS"] = [os.environ.get("BUSTAPI_DEMO_SIGNING_KEY") or secrets.token_hex()]
+    app.add_static(
+        "/protected",
+        os.path.join(HERE, "static"),
+        signed=True,
+        rate="auto",
+        rate_after=200_000,
+    )
     # The form's own limit: a few hundred MB of video, not the 16 MiB default.
     upload_limit = 512 * 1024 * 1024
 
@@ -60,7 +76,12 @@ def create_app(uploads: Optional[str] = None) -> BustAPI:
             (n for n in os.listdir(uploads) if os.path.splitext(n)[1].lower() in VIDEO_TYPES),
             key=lambda n: os.path.getmtime(os.path.join(uploads, n)),
         )
-        return render_template("index.html", uploads=names, limit_mb=upload_limit >> 20)
+        # A real app would check the viewer's login here, once; the player's range
+        # requests then go to the engine alone.
+        signed = app.sign_url("/protected/video.mp4", expires_in=timedelta(hours=1))
+        return render_template(
+            "index.html", uploads=names, limit_mb=upload_limit >> 20, signed_video=signed
+        )
 
     @app.route("/upload", methods=["POST"], max_content_length=upload_limit)
     def upload() -> Response:
