@@ -3,7 +3,8 @@
 Run it through ``bench/run.sh`` (which installs wrk, nginx and the bench venv first).
 Steps: make fixtures outside the repo, start every server on loopback (each pinned to
 the same CPUs), check once that each answers each workload correctly, then measure with
-wrk in interleaved rounds (A B C, B C A, ...), and write medians and ratios to
+wrk (h2load for the HTTP/2 workloads) in interleaved rounds (A B C, B C A, ...), and
+write medians and ratios to
 ``BENCHMARKS.md`` and ``bench/ratios.png``. Raw numbers go to ``bench/out/results.json``.
 
 A workload is one row in ``WORKLOADS``; a server is one entry in ``make_servers``. A
@@ -1447,8 +1448,9 @@ def write_markdown(
         "# knobs (defaults shown):",
         "#   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_WARMUP=2 BENCH_SERVER_CPUS=0 BENCH_WRK_CPUS=1",
         "#   BENCH_IDLE_WAIT=60 BENCH_MAX_OTHER=0.10 BENCH_RETRIES=2 BENCH_RETRY_BUDGET=60",
-        "# subsets (written to bench/out/ unless BENCH_WRITE=1):",
-        "#   BENCH_WORKLOADS=hello,static_small BENCH_SERVERS=bustapi,granian",
+        "#   BENCH_H2_STREAMS=1 BENCH_SLOW_CLIENTS=10000 BENCH_IDLE_CLIENTS=10000",
+        "# subsets (written to bench/out/ unless BENCH_WRITE=1; groups: tls, heavy):",
+        "#   BENCH_WORKLOADS=hello,static_small BENCH_SERVERS=bustapi,granian,robyn",
         "```",
         "",
         "## Headline",
