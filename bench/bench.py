@@ -1089,7 +1089,9 @@ def load_argv(s: Settings, wl: Workload, srv: Server, seconds: int, script: Opti
     if wl.tool == "h2load":
         argv = [
             *f"taskset -c {s.wrk_cpus} h2load -t {s.wrk_threads} -c {wl.connections}".split(),
-            *f"-m {H2_STREAMS} -D {seconds}".split(),
+            # -N: a connection with no activity for 10 s is closed and counted as
+            # errored, instead of h2load waiting for it forever.
+            *f"-m {H2_STREAMS} -D {seconds} -N 10s".split(),
         ]
         for k, v in wl.headers:
             argv += ["-H", f"{k.lower()}: {v}"]
@@ -1105,7 +1107,13 @@ def load_argv(s: Settings, wl: Workload, srv: Server, seconds: int, script: Opti
 
 def run_load(argv: list[str], seconds: int) -> Run:
     tool = "h2load" if "h2load" in argv else "wrk"
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    except subprocess.TimeoutExpired as e:
+        # Counted as a failed run (a socket error), not a crash of the whole benchmark.
+        partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else ""
+        print(f"  {tool} did not finish within {seconds + 60} s: {partial[-300:]!r}", flush=True)
+        return Run(0, 0, 0, float("nan"), 0, 1, partial)
     if done.returncode != 0:
         error = (done.stdout + done.stderr).strip().replace("\n", " | ")
         print(f"  {tool} failed ({done.returncode}): {error[-300:]}", flush=True)
