@@ -3,7 +3,8 @@
 Run it through ``bench/run.sh`` (which installs wrk, nginx and the bench venv first).
 Steps: make fixtures outside the repo, start every server on loopback (each pinned to
 the same CPUs), check once that each answers each workload correctly, then measure with
-wrk in interleaved rounds (A B C, B C A, ...), and write medians and ratios to
+wrk (h2load for the HTTP/2 workloads) in interleaved rounds (A B C, B C A, ...), and
+write medians and ratios to
 ``BENCHMARKS.md`` and ``bench/ratios.png``. Raw numbers go to ``bench/out/results.json``.
 
 A workload is one row in ``WORKLOADS``; a server is one entry in ``make_servers``. A
@@ -18,16 +19,20 @@ from __future__ import annotations
 import contextlib
 import datetime
 import http.client
+import ipaddress
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -97,6 +102,8 @@ class Fixtures:
     video: Path
     video_kind: str
     sparse: Optional[Path]
+    cert: Path  # self-signed certificate for 127.0.0.1 (PEM), for the TLS workloads
+    key: Path
 
     def read(self, path: Path, start: int = 0, length: Optional[int] = None) -> bytes:
         with path.open("rb") as f:
@@ -138,7 +145,56 @@ def make_fixtures(workdir: Path) -> Fixtures:
         sparse = None
     for path in static.iterdir():
         os.chmod(path, 0o644)  # nginx workers may run as another user
-    return Fixtures(static, css, one_mib, video, kind_file.read_text().strip(), sparse)
+    cert, key = self_signed_cert(workdir / "tls")
+    return Fixtures(static, css, one_mib, video, kind_file.read_text().strip(), sparse, cert, key)
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its EC key (PEM), made the way the tests make
+    theirs; kept for reuse while it has more than a week to run. Clients in the bench
+    do not verify it (wrk, h2load and curl -k never do; verify() turns it off)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    cert_pem, key_pem = directory / "cert.pem", directory / "key.pem"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if cert_pem.exists() and key_pem.exists():
+        existing = x509.load_pem_x509_certificate(cert_pem.read_bytes())
+        if existing.not_valid_after_utc - now > datetime.timedelta(days=7):
+            return cert_pem, key_pem
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o755)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    # nginx reads the key as root before dropping privileges; the bench's own servers
+    # run as this user. Loopback-only throwaway key, so plain permissions are fine.
+    os.chmod(cert_pem, 0o644)
+    os.chmod(key_pem, 0o644)
+    return cert_pem, key_pem
 
 
 def make_video(path: Path) -> str:
@@ -172,6 +228,7 @@ SEND_FILE = "send_file"  # GET /video/<id> through a view returning send_file / 
 PAGE = "page"  # GET /page: session cookie, Jinja template, url_for (Flask-style apps only)
 UPLOAD = "upload"  # POST /upload: a multipart file saved by the view (Flask-style apps only)
 SIGNED = "signed"  # GET /signed/<file>?expires=..&signature=..: a signed static mount (BustAPI)
+TLS_STATIC = "tls_static"  # GET /static/<file> over HTTPS (HTTP/1.1, and HTTP/2 by ALPN)
 
 
 @dataclass
@@ -187,9 +244,12 @@ class Server:
     log: Optional[Path] = None
     failure: str = ""
     rss_peak_kib: int = 0
+    scheme: str = "http"
+    # Robyn shuts down on SIGINT (Ctrl-C) but keeps serving after SIGTERM.
+    stop_signal: int = signal.SIGTERM
 
     def url(self, path: str) -> str:
-        return f"http://{HOST}:{self.port}{path}"
+        return f"{self.scheme}://{HOST}:{self.port}{path}"
 
 
 def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
@@ -197,18 +257,18 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
     port = s.port_base
     bin_ = VENV_BIN
     nginx_conf = write_nginx_conf(s.workdir / "nginx", fx.static, port + 4)
+    nginx_tls_conf = write_nginx_conf(
+        s.workdir / "nginx-tls", fx.static, port + 8, tls=(fx.cert, fx.key)
+    )
     python_app = {HELLO_VIEW, STATIC, SEND_FILE}
     flask_style = python_app | {PAGE, UPLOAD}
+    bustapi_app = [str(bin_ / "python"), str(BENCH / "apps" / "bustapi_app.py"), "--host", HOST]
     servers = [
         Server(
             "bustapi",
             "BustAPI",
             port,
-            [
-                str(bin_ / "python"),
-                str(BENCH / "apps" / "bustapi_app.py"),
-                *f"--host {HOST} --port {port}".split(),
-            ],
+            [*bustapi_app, "--port", str(port)],
             frozenset(flask_style | {SIGNED}),
             note="app.run(workers=1); defaults: IO threads = usable CPUs (1 here), 16 view threads",
         ),
@@ -257,6 +317,53 @@ def make_servers(s: Settings, fx: Fixtures) -> list[Server]:
             frozenset({STATIC, SEND_FILE}),
             note="worker_processes 1, sendfile on; /video/<id> is an alias to <id>.mp4",
         ),
+        Server(
+            "robyn",
+            "Robyn",
+            port + 5,
+            [
+                str(bin_ / "python"),
+                str(BENCH / "apps" / "robyn_app.py"),
+                *f"--host {HOST} --port {port + 5}".split(),
+                *"--processes 1 --workers 1 --log-level WARNING --disable-openapi".split(),
+            ],
+            # No SEND_FILE: Robyn's serve_file (its FileResponse) ignores Range and
+            # always answers 200 with the whole file; its static folder (actix-files)
+            # does answer ranges.
+            frozenset({HELLO_VIEW, STATIC}),
+            note="--processes 1 --workers 1; /static is serve_directory (actix-files)",
+            stop_signal=signal.SIGINT,
+        ),
+        Server(
+            "bustapi_copy",
+            "BustAPI, sendfile=False",
+            port + 6,
+            [*bustapi_app, "--port", str(port + 6), "--no-sendfile"],
+            frozenset({STATIC, SEND_FILE}),
+            note="the same app with app.run(sendfile=False): file bodies copied through "
+            "user space, the path TLS and HTTP/2 always take",
+        ),
+        Server(
+            "bustapi_tls",
+            "BustAPI HTTPS",
+            port + 7,
+            [*bustapi_app, "--port", str(port + 7), "--tls", str(fx.cert), str(fx.key)],
+            frozenset({TLS_STATIC}),
+            note="app.run(ssl_context=(cert, key)): rustls, HTTP/2 or HTTP/1.1 by ALPN",
+            scheme="https",
+        ),
+        Server(
+            "nginx_tls",
+            "nginx HTTPS",
+            port + 8,
+            [
+                nginx_binary(),
+                *["-p", str(nginx_tls_conf.parent), "-c", str(nginx_tls_conf), "-e", "stderr"],
+            ],
+            frozenset({TLS_STATIC}),
+            note="worker_processes 1, ssl_protocols TLSv1.3, listen ... ssl http2",
+            scheme="https",
+        ),
     ]
     for srv in servers:
         srv.argv = ["taskset", "-c", s.server_cpus, *srv.argv]
@@ -272,7 +379,11 @@ def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def write_nginx_conf(directory: Path, static: Path, port: int) -> Path:
+def write_nginx_conf(
+    directory: Path, static: Path, port: int, tls: Optional[tuple[Path, Path]] = None
+) -> Path:
+    """nginx's config; with ``tls`` (cert, key) it serves HTTPS only, TLS 1.3, with
+    HTTP/2 offered by ALPN (nginx 1.22 spells it ``listen ... ssl http2``)."""
     (directory / "tmp").mkdir(parents=True, exist_ok=True)
     mime = Path("/etc/nginx/mime.types")
     types = (
@@ -282,6 +393,14 @@ def write_nginx_conf(directory: Path, static: Path, port: int) -> Path:
     )
     tmp = directory / "tmp"
     conf = directory / "nginx.conf"
+    listen = f"listen {HOST}:{port};"
+    if tls:
+        listen = (
+            f"listen {HOST}:{port} ssl http2;\n"
+            f"        ssl_certificate {tls[0]};\n"
+            f"        ssl_certificate_key {tls[1]};\n"
+            "        ssl_protocols TLSv1.3;"
+        )
     conf.write_text(f"""# written by bench/bench.py
 worker_processes 1;
 daemon off;
@@ -301,7 +420,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     server {{
-        listen {HOST}:{port};
+        {listen}
         location /static/ {{ alias {static}/; }}
         location ~ ^/video/([^/]+)$ {{
             default_type video/mp4;
@@ -366,7 +485,7 @@ def stop(srv: Server) -> None:
     if proc is None or proc.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own session: only what we started
+        os.killpg(proc.pid, srv.stop_signal)  # its own session: only what we started
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
@@ -530,6 +649,10 @@ class Workload:
     # A workload wrk cannot drive: one timed run of its own client (see upload_run).
     client: Optional[Callable[[Settings, Server, Fixtures], Run]] = None
     method: str = "GET"
+    # The load generator: "wrk" (HTTP/1.1, plain or TLS) or "h2load" (HTTP/2 over TLS).
+    tool: str = "wrk"
+    # The BustAPI server the summary compares with the baseline (its TLS twin for TLS).
+    subject: str = "bustapi"
 
 
 def expect_range(path: Callable[[Fixtures], Path], start: int, length: int):
@@ -737,27 +860,58 @@ WORKLOADS: list[Workload] = [
         client=upload_run(1 << 30),
         method="POST",
     ),
-    Workload(
-        key="download_2gib",
-        title="2 GiB single-client download of the sparse file",
-        feature=STATIC,
-        path="/static/sparse-5g.bin",
-        connections=1,
-        baseline="nginx",
-        todo="needs a timed single-request client (wrk reports requests/s; this wants "
-        "wall-clock time and a byte count for one 2 GiB body, e.g. curl -w or a Python reader)",
-    ),
-    Workload(
-        key="slow_10k",
-        title="10k slow connections, server RSS",
-        feature=STATIC,
-        path="/static/style.css",
-        connections=10000,
-        baseline="nginx",
-        todo="needs a slow client holding 10k sockets (and a raised fd limit), "
-        "sampling each server's RSS",
+    *(
+        Workload(
+            key=f"{proto}_{key}",
+            title=f"HTTPS, {label}: {title}",
+            feature=TLS_STATIC,
+            path=path,
+            connections=connections,
+            baseline="nginx_tls",
+            subject="bustapi_tls",
+            headers=headers,
+            expect=expect,
+            tool=tool,
+        )
+        for proto, label, tool in (("tls", "HTTP/1.1", "wrk"), ("h2", "HTTP/2", "h2load"))
+        for key, title, path, connections, headers, expect in (
+            (
+                "static_small",
+                "a small static file (style.css)",
+                "/static/style.css",
+                64,
+                (),
+                lambda fx: Expected(200, body=fx.read(fx.css)),
+            ),
+            (
+                "range_1mib",
+                f"Range: {ONE_MIB_RANGE} (1 MiB) on the static video",
+                "/static/video.mp4",
+                16,
+                (("Range", ONE_MIB_RANGE),),
+                expect_range(video, MIB, MIB),
+            ),
+        )
     ),
 ]
+
+# Workloads wrk cannot drive, with scripts of their own that run.sh calls: the tus
+# upload (tus_upload.py), one 2 GiB download, 10,000 slow readers and 10,000 idle
+# keep-alive connections (heavy.py).
+HEAVY_WORKLOADS = ("download_2gib", "slow_10k", "idle_10k")
+OWN_CLIENT_WORKLOADS = {"tus_upload", *HEAVY_WORKLOADS}
+# Names that select several workloads in BENCH_WORKLOADS.
+GROUPS = {
+    "tls": [wl.key for wl in WORKLOADS if wl.feature == TLS_STATIC],
+    "heavy": list(HEAVY_WORKLOADS),
+}
+
+
+def selected_workloads(s: Settings) -> Optional[list[str]]:
+    """BENCH_WORKLOADS with group names (``tls``, ``heavy``) expanded; None = all."""
+    if not s.only_workloads:
+        return None
+    return [key for name in s.only_workloads for key in GROUPS.get(name, [name])]
 
 
 # --- verification -----------------------------------------------------------------------
@@ -770,20 +924,67 @@ class Check:
     headers: dict[str, str]
 
 
-def verify(srv: Server, wl: Workload, fx: Fixtures) -> Check:
-    """One request, checked in full, so a server that answers wrongly cannot 'win'."""
-    assert wl.expect is not None
-    want = wl.expect(fx)
-    conn = http.client.HTTPConnection(HOST, srv.port, timeout=30)
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    protocol: str  # "HTTP/1.1" or "HTTP/2"
+
+
+def fetch(srv: Server, wl: Workload) -> Answer:
+    """One GET as the workload's load generator would send it: HTTP/1.1 with
+    http.client (TLS unverified for HTTPS), HTTP/2 with ``curl --http2`` (Python's
+    standard library has no HTTP/2 client)."""
+    if wl.tool == "h2load":
+        return fetch_h2(srv, wl)
+    conn: http.client.HTTPConnection
+    if srv.scheme == "https":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(HOST, srv.port, timeout=30, context=context)
+    else:
+        conn = http.client.HTTPConnection(HOST, srv.port, timeout=30)
     try:
         conn.request("GET", wl.path, headers=dict(wl.headers))
         resp = conn.getresponse()
         body = resp.read()
-    except (OSError, http.client.HTTPException) as e:
-        return Check(False, f"request failed: {e!r}", {})
     finally:
         conn.close()
     headers = {k.lower(): v for k, v in resp.getheaders()}
+    return Answer(resp.status, headers, body, "HTTP/1.1")
+
+
+def fetch_h2(srv: Server, wl: Workload) -> Answer:
+    with tempfile.TemporaryDirectory(prefix="bench-h2-") as tmpdir:
+        tmp = Path(tmpdir)
+        argv = ["curl", "-sS", "-k", "--http2", "-o", str(tmp / "body"), "-D", str(tmp / "head")]
+        argv += ["-w", "%{http_version}", "--max-time", "30"]
+        for k, v in wl.headers:
+            argv += ["-H", f"{k}: {v}"]
+        done = subprocess.run([*argv, srv.url(wl.path)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise OSError(f"curl exit {done.returncode}: {done.stderr.strip()}")
+        lines = (tmp / "head").read_text(errors="replace").strip().splitlines()
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        version = done.stdout.strip()
+        return Answer(status, headers, (tmp / "body").read_bytes(), f"HTTP/{version}")
+
+
+def verify(srv: Server, wl: Workload, fx: Fixtures) -> Check:
+    """One request, checked in full, so a server that answers wrongly cannot 'win'."""
+    assert wl.expect is not None
+    want = wl.expect(fx)
+    try:
+        resp = fetch(srv, wl)
+    except (OSError, http.client.HTTPException, ValueError, IndexError) as e:
+        return Check(False, f"request failed: {e!r}", {})
+    headers, body = resp.headers, resp.body
     shown = {
         k: headers[k]
         for k in (
@@ -816,7 +1017,9 @@ def verify(srv: Server, wl: Workload, fx: Fixtures) -> Check:
         problems.append(
             f"Content-Range {headers.get('content-range')!r}, want {want.content_range!r}"
         )
-    detail = "; ".join(problems) or f"{resp.status}, {len(body)} bytes"
+    if wl.tool == "h2load" and resp.protocol != "HTTP/2":
+        problems.append(f"answered over {resp.protocol}, not HTTP/2")
+    detail = "; ".join(problems) or f"{resp.status}, {len(body)} bytes, {resp.protocol}"
     return Check(not problems, detail, shown)
 
 
@@ -875,7 +1078,41 @@ def lua_script(wl: Workload, directory: Path) -> Optional[Path]:
     return path
 
 
-def wrk_argv(s: Settings, wl: Workload, srv: Server, seconds: int, script: Optional[Path]):
+H2_STREAMS = env_int("BENCH_H2_STREAMS", 1)
+
+
+def parse_h2load(out: str) -> Run:
+    """h2load's summary: req/s and bytes/s from ``finished in``, status classes and
+    failures from ``requests:``/``status codes:``. It reports no percentiles, so p99 is
+    NaN; a 206 counts as 2xx. A summary it did not print counts as an error."""
+    m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s, ([\d.]+)(\w+)/s", out)
+    rps, bps = (float(m.group(1)), float(m.group(2)) * UNITS.get(m.group(3), 1)) if m else (0, 0)
+    m = re.search(
+        r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, \d+ failed, "
+        r"(\d+) errored, (\d+) timeout",
+        out,
+    )
+    done, errored, timeouts = (int(g) for g in m.groups()) if m else (0, 1, 0)
+    # Status classes count every response whose headers arrived, including those still
+    # streaming when the time was up, so they can exceed "done": count the non-2xx ones.
+    m = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    non_2xx = sum(int(g) for g in m.groups()) if m else 1
+    return Run(rps, bps, done, float("nan"), non_2xx, errored + timeouts, out)
+
+
+def load_argv(s: Settings, wl: Workload, srv: Server, seconds: int, script: Optional[Path]):
+    """The load generator's command, pinned to the client CPUs: wrk, or h2load with
+    ``-c`` connections of ``BENCH_H2_STREAMS`` concurrent streams each."""
+    if wl.tool == "h2load":
+        argv = [
+            *f"taskset -c {s.wrk_cpus} h2load -t {s.wrk_threads} -c {wl.connections}".split(),
+            # -N: a connection with no activity for 10 s is closed and counted as
+            # errored, instead of h2load waiting for it forever.
+            *f"-m {H2_STREAMS} -D {seconds} -N 10s".split(),
+        ]
+        for k, v in wl.headers:
+            argv += ["-H", f"{k.lower()}: {v}"]
+        return [*argv, srv.url(wl.path)]
     argv = [
         *f"taskset -c {s.wrk_cpus} wrk -t {s.wrk_threads} -c {wl.connections}".split(),
         *f"-d {seconds}s --timeout 10s --latency".split(),
@@ -885,13 +1122,20 @@ def wrk_argv(s: Settings, wl: Workload, srv: Server, seconds: int, script: Optio
     return [*argv, srv.url(wl.path)]
 
 
-def run_wrk(argv: list[str], seconds: int) -> Run:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+def run_load(argv: list[str], seconds: int) -> Run:
+    tool = "h2load" if "h2load" in argv else "wrk"
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    except subprocess.TimeoutExpired as e:
+        # Counted as a failed run (a socket error), not a crash of the whole benchmark.
+        partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else ""
+        print(f"  {tool} did not finish within {seconds + 60} s: {partial[-300:]!r}", flush=True)
+        return Run(0, 0, 0, float("nan"), 0, 1, partial)
     if done.returncode != 0:
         error = (done.stdout + done.stderr).strip().replace("\n", " | ")
-        print(f"  wrk failed ({done.returncode}): {error[-300:]}", flush=True)
+        print(f"  {tool} failed ({done.returncode}): {error[-300:]}", flush=True)
         return Run(0, 0, 0, float("nan"), 0, 1, done.stdout + done.stderr)
-    return parse_wrk(done.stdout)
+    return parse_h2load(done.stdout) if tool == "h2load" else parse_wrk(done.stdout)
 
 
 def run_quietly(s: Settings, meter: CpuMeter, argv: list[str]) -> Run:
@@ -900,7 +1144,7 @@ def run_quietly(s: Settings, meter: CpuMeter, argv: list[str]) -> Run:
     best: Optional[Run] = None
     for attempt in range(1, s.retries + 2):
         before = meter.snapshot()
-        run = run_wrk(argv, s.duration)
+        run = run_load(argv, s.duration)
         run.other = meter.other_share(before, meter.snapshot())
         run.attempts = attempt
         if best is None or run.other < best.other:
@@ -956,7 +1200,7 @@ def measure(
         else:
             res.check = verify(srv, wl, fx)
         mark = "ok  " if res.check.ok else "FAIL"
-        print(f"  verify {mark} {srv.name:9} {res.check.detail}", flush=True)
+        print(f"  verify {mark} {srv.name:12} {res.check.detail}", flush=True)
         if res.check.ok:
             ready.append(res)
     script = lua_script(wl, s.workdir / "lua")
@@ -964,9 +1208,9 @@ def measure(
         if wl.client is not None:
             res.command = f"bench.py's own client ({wl.client.__qualname__.split('.')[0]})"
             continue
-        res.command = " ".join(wrk_argv(s, wl, res.server, s.duration, script))
+        res.command = shlex.join(load_argv(s, wl, res.server, s.duration, script))
         if s.warmup > 0:
-            run_wrk(wrk_argv(s, wl, res.server, s.warmup, script), s.warmup)
+            run_load(load_argv(s, wl, res.server, s.warmup, script), s.warmup)
     by_server = {res.server.name: res for res in ready}
     before = meter.snapshot()
     for r, order in rotations([res.server for res in ready], s.rounds):
@@ -976,7 +1220,7 @@ def measure(
                 run = wl.client(s, srv, fx)
                 run.other = meter.other_share(before_run, meter.snapshot())
             else:
-                run = run_quietly(s, meter, wrk_argv(s, wl, srv, s.duration, script))
+                run = run_quietly(s, meter, load_argv(s, wl, srv, s.duration, script))
             by_server[srv.name].runs.append(run)
             srv.rss_peak_kib = max(srv.rss_peak_kib, rss_kib(srv))
             flag = f"  other CPU {run.other:.0%}" if run.other > 0.02 else ""
@@ -987,7 +1231,7 @@ def measure(
             if wl.client is not None:
                 flag += f"  RSS growth {run.rss_growth_kib / 1024:.1f} MiB"
             print(
-                f"  round {r + 1}/{s.rounds} {srv.name:9} {fmt_rps(run.rps):>10} req/s "
+                f"  round {r + 1}/{s.rounds} {srv.name:12} {fmt_rps(run.rps):>10} req/s "
                 f"{run.bytes_per_s / MIB:>9.1f} MiB/s{flag}",
                 flush=True,
             )
@@ -1062,8 +1306,12 @@ def versions() -> dict[str, str]:
         "Flask": pkg_version("flask"),
         "Werkzeug": pkg_version("werkzeug"),
         "gunicorn": pkg_version("gunicorn"),
+        "Robyn": pkg_version("robyn"),
         "nginx": cmd_output([nginx_binary(), "-v"]).replace("nginx version: ", ""),
+        "OpenSSL (nginx, wrk)": cmd_output(["openssl", "version"]),
         "wrk": wrk,
+        "h2load": cmd_output(["h2load", "--version"]),
+        "curl": cmd_output(["curl", "--version"]),
         "ffmpeg": cmd_output(["ffmpeg", "-version"]) if shutil.which("ffmpeg") else "absent",
     }
 
@@ -1071,6 +1319,10 @@ def versions() -> dict[str, str]:
 def fmt_rps(value: float) -> str:
     """Requests/s; a workload of single long requests (an upload) gets decimals."""
     return f"{value:,.0f}" if value >= 10 else f"{value:.3g}"
+
+
+def fmt_ms(value: float) -> str:
+    return "n/a" if value != value else f"{value:.2f} ms"  # NaN: h2load has no p99
 
 
 def fmt_ratio(value: Optional[float]) -> str:
@@ -1116,7 +1368,7 @@ def results_table(results: list[Result], limit: float) -> list[str]:
         lines.append(
             f"| {res.server.label} | {fmt_rps(res.median('rps'))} | "
             f"{res.median('bytes_per_s') / MIB:,.1f} | "
-            f"{fmt_ratio(ratio(res, results))}{mark} | {res.median('p99_ms'):.2f} ms | "
+            f"{fmt_ratio(ratio(res, results))}{mark} | {fmt_ms(res.median('p99_ms'))} | "
             f"{rounds} | {note} |"
         )
     if flagged:
@@ -1129,14 +1381,14 @@ def results_table(results: list[Result], limit: float) -> list[str]:
 
 
 def summary_table(all_results: dict[str, list[Result]], limit: float) -> list[str]:
-    """One row per workload: BustAPI against the workload's baseline."""
+    """One row per workload: BustAPI (its TLS twin for TLS) against the baseline."""
     lines = [
         "| workload | BustAPI req/s | baseline | baseline req/s | BustAPI ÷ baseline |",
         "|---|---:|---|---:|---:|",
     ]
     for key, results in all_results.items():
         wl = results[0].workload
-        bust = next((r for r in results if r.server.name == "bustapi"), None)
+        bust = next((r for r in results if r.server.name == wl.subject), None)
         base = next((r for r in results if r.server.name == wl.baseline), None)
 
         def rps(res: Optional[Result]) -> str:
@@ -1167,13 +1419,22 @@ def headline(all_results: dict[str, list[Result]], limit: float) -> str:
         return "`/hello`: BustAPI or Granian did not produce a measurement (see below)."
     verdict = "meets" if value >= 1.5 else "does **not** meet"
     granian = next((r for r in hello if r.server.name == "granian"), None)
+    robyn = next((r for r in hello if r.server.name == "robyn"), None)
     caveat = ""
-    if disturbed(bust, limit) or disturbed(granian, limit):
+    if disturbed(bust, limit) or disturbed(granian, limit) or disturbed(robyn, limit):
         caveat = " (⚠ some of these runs were disturbed by other processes; see below)"
+    against_robyn = ""
+    if robyn is not None and robyn.measured and robyn.median("rps") > 0:
+        r = bust.median("rps") / robyn.median("rps")
+        against_robyn = (
+            f"; **{r:.2f}× Robyn**, which "
+            + ("meets" if r >= 3.0 else "does **not** meet")
+            + " the ≥ 3× target"
+        )
     return (
         f"`GET /hello` (JSON through a Python view, 64 connections): BustAPI "
         f"{bust.median('rps'):,.0f} req/s = **{value:.2f}× Granian + Starlette**; "
-        f"{verdict} the ≥ 1.5× target{caveat}."
+        f"{verdict} the ≥ 1.5× target{against_robyn}{caveat}."
     )
 
 
@@ -1212,8 +1473,9 @@ def write_markdown(
         "# knobs (defaults shown):",
         "#   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_WARMUP=2 BENCH_SERVER_CPUS=0 BENCH_WRK_CPUS=1",
         "#   BENCH_IDLE_WAIT=60 BENCH_MAX_OTHER=0.10 BENCH_RETRIES=2 BENCH_RETRY_BUDGET=60",
-        "# subsets (written to bench/out/ unless BENCH_WRITE=1):",
-        "#   BENCH_WORKLOADS=hello,static_small BENCH_SERVERS=bustapi,granian",
+        "#   BENCH_H2_STREAMS=1 BENCH_SLOW_CLIENTS=10000 BENCH_IDLE_CLIENTS=10000",
+        "# subsets (written to bench/out/ unless BENCH_WRITE=1; groups: tls, heavy):",
+        "#   BENCH_WORKLOADS=hello,static_small BENCH_SERVERS=bustapi,granian,robyn",
         "```",
         "",
         "## Headline",
@@ -1301,14 +1563,25 @@ def write_markdown(
         out += [f"- **{srv.label}** ({srv.note}):", f"  `{' '.join(srv.argv)}`"]
     out += [
         "",
-        "Apps: `bench/apps/bustapi_app.py`, `bench/apps/starlette_app.py` (Granian and uvicorn), "
-        "`bench/apps/flask_app.py`. Each serves `/hello`, `/static/…` from the fixture folder "
+        "Apps: `bench/apps/bustapi_app.py` (also with `--no-sendfile`, and `--tls` for HTTPS), "
+        "`bench/apps/starlette_app.py` (Granian and uvicorn), `bench/apps/flask_app.py`, "
+        "`bench/apps/robyn_app.py` (its `/video/<id>` is `serve_file`, which ignores Range, "
+        "so Robyn sits out the send_file workload). Each serves `/hello`, `/static/…` from "
+        "the fixture folder "
         "and `/video/<id>` through its framework's `send_file`/`FileResponse`. nginx serves "
         "the same files with `alias`, so the URL layout matches; its `/video/<id>` is a plain "
         f"alias, the native reference for the send_file route. nginx config: "
         f"`{s.workdir}/nginx/nginx.conf` (`sendfile on`, `tcp_nopush on`, `access_log off`).",
         "",
-        "### wrk commands",
+        "HTTPS workloads (`tls_*` with wrk over HTTP/1.1, `h2_*` with h2load over HTTP/2 "
+        "by ALPN) run BustAPI with `ssl_context=(cert, key)` and a second nginx with "
+        f"`listen … ssl http2; ssl_protocols TLSv1.3;` (`{s.workdir}/nginx-tls/nginx.conf`), "
+        f"both with a self-signed certificate for {HOST} made in `{s.workdir}/tls`. h2load "
+        f"opens the same number of connections as wrk would, with {H2_STREAMS} concurrent "
+        "stream(s) each (`BENCH_H2_STREAMS`); it reports no percentiles (p99 n/a). HTTP/2 "
+        "answers are verified with `curl --http2`, which must report HTTP/2.",
+        "",
+        "### Load generator commands",
         "",
         "Shown with the first measured server's port; every server gets the same command "
         "with its own port.",
@@ -1416,28 +1689,25 @@ def print_summary(all_results: dict[str, list[Result]]) -> None:
         for res in results:
             if res.measured:
                 print(
-                    f"    {res.server.name:9} {fmt_rps(res.median('rps')):>10} req/s "
+                    f"    {res.server.name:12} {fmt_rps(res.median('rps')):>10} req/s "
                     f"{res.median('bytes_per_s') / MIB:>9.1f} MiB/s "
                     f"{fmt_ratio(ratio(res, results)):>7}"
                 )
             else:
                 detail = res.check.detail if res.check else "not run"
-                print(f"    {res.server.name:9} FAILED: {detail}")
-
-
-# Workloads wrk cannot drive, with scripts of their own that run.sh calls.
-OWN_CLIENT_WORKLOADS = {"tus_upload"}
+                print(f"    {res.server.name:12} FAILED: {detail}")
 
 
 def main() -> int:
     s = Settings()
-    for tool in ("wrk", "taskset"):
+    for tool in ("wrk", "taskset", "h2load", "curl"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: run bench/run.sh, which installs it")
     known = {wl.key for wl in WORKLOADS} | OWN_CLIENT_WORKLOADS
-    if s.only_workloads and set(s.only_workloads) - known:
-        sys.exit(f"unknown workloads: {', '.join(sorted(set(s.only_workloads) - known))}")
-    selected = [wl for wl in WORKLOADS if not s.only_workloads or wl.key in s.only_workloads]
+    only = selected_workloads(s)
+    if only and set(only) - known:
+        sys.exit(f"unknown workloads: {', '.join(sorted(set(only) - known))}")
+    selected = [wl for wl in WORKLOADS if not only or wl.key in only]
     if not selected:
         return 0  # only workloads that run.sh starts with their own scripts
     todos = [wl for wl in selected if wl.todo]
@@ -1447,7 +1717,10 @@ def main() -> int:
     t0 = time.monotonic()
     fx = make_fixtures(s.workdir)
     print(f"fixtures in {fx.static}; video: {fx.video_kind}", flush=True)
-    servers = make_servers(s, fx)
+    # Only the servers some selected workload runs on: a TLS-only run starts two.
+    servers = [
+        srv for srv in make_servers(s, fx) if any(wl.feature in srv.features for wl in runnable)
+    ]
     logs = s.workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
@@ -1473,7 +1746,7 @@ def main() -> int:
             if not srv.failure:
                 wait_ready(srv)
             state = f"FAILED: {srv.failure}" if srv.failure else f"up on :{srv.port}"
-            print(f"{srv.name:9} {state}", flush=True)
+            print(f"{srv.name:12} {state}", flush=True)
         for wl in runnable:
             runners = [srv for srv in servers if wl.feature in srv.features]
             print(f"\n[{wl.key}] {wl.title}, {wl.connections} connections", flush=True)
@@ -1505,7 +1778,7 @@ def main() -> int:
     }
     (out_dir / "results.json").write_text(json.dumps(raw, indent=2))
     for srv in servers:
-        print(f"  peak RSS {srv.name:9} {srv.rss_peak_kib / 1024:.0f} MiB")
+        print(f"  peak RSS {srv.name:12} {srv.rss_peak_kib / 1024:.0f} MiB")
 
     write = os.environ.get("BENCH_WRITE", "1" if not s.partial else "0") == "1"
     if os.environ.get("BENCH_NO_WRITE") == "1":

@@ -1,6 +1,8 @@
 """The seed app, as the benchmark runs it: a JSON view, a static folder and send_file.
 
     python bench/apps/bustapi_app.py --host 127.0.0.1 --port 18001
+    python bench/apps/bustapi_app.py --port 18007 --no-sendfile      # the copy path
+    python bench/apps/bustapi_app.py --port 18008 --tls cert.pem key.pem  # HTTPS, h2 by ALPN
 
 ``BENCH_STATIC`` is the fixture directory (served at ``/static``; ``/video/<id>``
 sends ``<id>.mp4`` from it). BustAPI runs with ``workers=1`` and its default threads.
@@ -76,5 +78,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18001)
+    # The same app with file bodies copied through user space instead of sendfile(2),
+    # so the bench can put both file paths side by side.
+    parser.add_argument("--no-sendfile", action="store_true")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
-    app.run(args.host, args.port, workers=1)
+    options: dict = {}
+    if args.no_sendfile:
+        options["sendfile"] = False
+    if args.tls:
+        options["ssl_context"] = tuple(args.tls)
+    app.run(args.host, args.port, workers=1, **options)
