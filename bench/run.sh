@@ -123,6 +123,12 @@ fi
 # heavy.py returns at once when BENCH_WORKLOADS selects none of them.
 log "running bench/heavy.py"
 (cd "$BENCH" && "$VENV/bin/python" heavy.py)
+# Sendfile path, copy path and nginx by range size, with CPU per request (issue 13's
+# "why does sendfile lose at 1 MiB"); part of a full run only.
+if [ -z "${BENCH_WORKLOADS:-}${BENCH_SERVERS:-}" ]; then
+    log "running bench/file_paths.py"
+    (cd "$BENCH" && "$VENV/bin/python" file_paths.py)
+fi
 # The hand-written reading of the figures (targets, and why one is missed), after a
 # full run that rewrote BENCHMARKS.md.
 if [ -z "${BENCH_WORKLOADS:-}${BENCH_SERVERS:-}" ] && [ "${BENCH_WRITE:-1}" = 1 ] \
