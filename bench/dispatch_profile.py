@@ -4,7 +4,8 @@ Calls ``BustAPI._dispatch`` (what the engine calls on a view thread) directly,
 with a request built in Python, so what is measured is the application layer
 alone: contexts, hooks, session, the view, the response. Noise-insensitive
 next to a socket benchmark: it prints the Python function calls per request
-(cProfile's count, exact) and the best µs per request of five runs (the least disturbed by other processes).
+(cProfile's count, exact) and the best µs per request of five runs (the least
+disturbed by other processes).
 
     .venv-test/bin/python bench/dispatch_profile.py            # /hello and /page
     .venv-test/bin/python bench/dispatch_profile.py --profile  # + cProfile's top entries

@@ -12,11 +12,10 @@ import json
 from typing import Any, Callable
 
 import pytest
-from conftest import Framework, http_request
-
 from bustapi import BustAPI
 from bustapi.testing import LiveServer
 from bustapi.wrappers import dumps_json
+from conftest import Framework, http_request
 
 MakeApp = Callable[[Framework, list[Any]], Any]
 
@@ -38,9 +37,7 @@ def answers(
             port = serve(app).port
             for path in paths:
                 r = http_request(port, "GET", path, headers)
-                results.append(
-                    (r.status, r.body, "set-cookie" in r.headers, r.headers.get("vary"))
-                )
+                results.append((r.status, r.body, "set-cookie" in r.headers, r.headers.get("vary")))
         else:
             client = app.test_client(use_cookies=False)  # the Cookie header as given
             for path in paths:
@@ -84,7 +81,8 @@ def test_g_from_before_request_reaches_the_view_and_every_teardown(serve: Any) -
 
     got = answers(make, serve, ["/", "/"])
     assert got[0][1][0][1] == b'{"user":"ada"}\n'
-    assert got[0][2] == [("teardown_request", "ada", None), ("teardown_appcontext", "ada", None)] * 2
+    per_request = [("teardown_request", "ada", None), ("teardown_appcontext", "ada", None)]
+    assert got[0][2] == per_request * 2
     assert_same(got)
 
 

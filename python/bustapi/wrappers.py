@@ -47,7 +47,17 @@ _encoder = _json.JSONEncoder(separators=(",", ":"), default=_json_default, ensur
 # cannot encode is encoded again by ``_encoder``, so errors read as usual.
 _c_encoder = getattr(_json.encoder, "c_make_encoder", None)
 _fast_encoder = (
-    _c_encoder(None, _json_default, _json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    _c_encoder(
+        None,  # no cycle check
+        _json_default,
+        _json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # no indent
+        ":",
+        ",",
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan
+    )
     if _c_encoder is not None
     else None
 )
