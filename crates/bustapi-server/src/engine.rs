@@ -159,11 +159,14 @@ impl Engine {
         if let Err(why) = framing::check(req.version(), req.headers()) {
             return framing::refusal(why);
         }
+        // The branches that are not a plain view call are boxed: their futures are
+        // large, and unboxed they would make every request's future (moved into
+        // place by hyper per request) as large as the largest of them, ~5 KiB.
         if let Some(tus) = self.resumable.iter().find(|t| t.claims(req.method(), path)) {
-            return tus.handle(req, remote, self.dispatcher.as_ref()).await;
+            return Box::pin(tus.handle(req, remote, self.dispatcher.as_ref())).await;
         }
-        if let Some(resp) = self.try_static(&req).await {
-            return resp;
+        if let Some(mount) = self.static_mount(path) {
+            return Box::pin(self.serve_mount(mount, &req)).await;
         }
         match self.router.lookup(req.method(), path) {
             Match::Found { endpoint, params } => {
@@ -175,10 +178,22 @@ impl Engine {
                     .copied()
                     .unwrap_or_default();
                 let max = self.config.max_body_size;
-                let read = request_body::read(&parts.headers, body, route, max, &self.config.body);
-                let body = match read.await {
+                let read = if !route.stream && body.is_end_stream() {
+                    // GET and friends: nothing to read, nothing to wait for.
+                    request_body::no_body(&parts.headers, route, max)
+                } else {
+                    Box::pin(request_body::read(
+                        &parts.headers,
+                        body,
+                        route,
+                        max,
+                        &self.config.body,
+                    ))
+                    .await
+                };
+                let body = match read {
                     Ok(b) => b,
-                    Err(e) => return self.refuse_body(e, parts, remote).await,
+                    Err(e) => return Box::pin(self.refuse_body(e, parts, remote)).await,
                 };
                 let request = ViewRequest {
                     secure: parts.extensions.get::<Secure>().is_some(),
@@ -200,25 +215,29 @@ impl Engine {
             Match::RedirectSlash => slash_redirect(&format!("{path}/"), req.uri().query()),
             Match::MethodNotAllowed(allow) => {
                 let (parts, _) = req.into_parts();
-                self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote)
+                Box::pin(self.error(StatusCode::METHOD_NOT_ALLOWED, Some(&allow), parts, remote))
                     .await
             }
             Match::NotFound => {
                 let (parts, _) = req.into_parts();
-                self.error(StatusCode::NOT_FOUND, None, parts, remote).await
+                Box::pin(self.error(StatusCode::NOT_FOUND, None, parts, remote)).await
             }
         }
     }
 
-    async fn try_static<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
-        let path = req.uri().path();
-        let mount = self.statics.iter().find(|m| {
+    /// The static mount `path` falls under, if any.
+    fn static_mount(&self, path: &str) -> Option<&StaticMount> {
+        self.statics.iter().find(|m| {
             path.strip_prefix(m.prefix.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
-        })?;
+        })
+    }
+
+    async fn serve_mount<B>(&self, mount: &StaticMount, req: &Request<B>) -> Response<Body> {
+        let path = req.uri().path();
         let rest = &path[mount.prefix.len() + 1..];
         let method = req.method();
-        Some(if method == Method::GET || method == Method::HEAD {
+        if method == Method::GET || method == Method::HEAD {
             serve_static(mount, method, req.headers(), rest, req.uri().query()).await
         } else if method == Method::OPTIONS {
             allow_response(StatusCode::OK, "GET, HEAD, OPTIONS")
@@ -227,7 +246,7 @@ impl Engine {
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
             r
-        })
+        }
     }
 
     /// A body the engine refused (too large, malformed, too slow, disk full):
@@ -329,7 +348,9 @@ pub(crate) async fn finish(
             *r.headers_mut() = headers;
             r
         }
-        ViewBody::File(spec) => serve_spec(method, request_headers, *spec, status, headers).await,
+        ViewBody::File(spec) => {
+            Box::pin(serve_spec(method, request_headers, *spec, status, headers)).await
+        }
         ViewBody::Stream(source) => {
             // The length is unknown: HTTP/1.1 gets chunked encoding. HEAD never
             // starts the producer; dropping it here releases it.
