@@ -3,10 +3,14 @@
 Where does `/hello` spend its time: in the engine or in the Python application
 layer? Each *variant* serves bench/apps/bustapi_app.py (server on CPU 0, wrk on
 CPU 1, one worker), and the variants are measured in interleaved rounds; the
-medians are printed.
+medians are printed: requests per second, and the server's CPU time per request
+(user + system, all threads, from /proc), which other load on a shared machine
+moves much less than the rate.
 
     bench/.venv/bin/python bench/ab_dispatch.py                 # current vs bare
     bench/.venv/bin/python bench/ab_dispatch.py old=/tmp/old/bin/python
+    AB_PATH=/page AB_WRK_ARGS="-s /tmp/bustapi-bench/lua/logged_in_page.lua" \
+        bench/.venv/bin/python bench/ab_dispatch.py main=/tmp/main/bin/python
 
 ``current`` is the interpreter running this script (bench/run.sh installs the
 release build into bench/.venv). ``bare`` is the same build with
@@ -33,6 +37,10 @@ from pathlib import Path
 
 APPS = Path(__file__).resolve().parent / "apps"
 PORT = 18905
+# Another route of the bench app, e.g. the logged-in page:
+#   AB_PATH=/page AB_WRK_ARGS="-s /tmp/bustapi-bench/lua/logged_in_page.lua"
+PATH = os.environ.get("AB_PATH", "/hello")
+WRK_ARGS = os.environ.get("AB_WRK_ARGS", "").split()
 ROUNDS = int(os.environ.get("AB_ROUNDS", "3"))
 SECONDS = int(os.environ.get("AB_SECONDS", "4"))
 
@@ -62,7 +70,16 @@ SERVE = (
 )
 
 
-def measure(python: str, prelude: str, app: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(python: str, prelude: str, app: str) -> tuple[float, float]:
+    """``(requests per second, server CPU µs per request)``. On a shared machine the
+    first moves with everyone else's load; the second much less: it counts only the
+    time the server itself ran."""
     code = prelude + "\n" + SERVE.format(port=PORT, app=app)
     env = dict(os.environ, BENCH_STATIC=os.environ.get("BENCH_STATIC", "/tmp/bustapi-bench/static"))
     server = subprocess.Popen(
@@ -75,16 +92,19 @@ def measure(python: str, prelude: str, app: str) -> float:
     try:
         for _ in range(100):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/hello", timeout=1).read()
+                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/hello", timeout=1).read()  # up
                 break
             except OSError:
                 time.sleep(0.1)
+        before = cpu_seconds(server.pid)
         out = subprocess.run(
             ["taskset", "-c", "1", "wrk", "-t", "1", "-c", "64", "-d", str(SECONDS),
-             f"http://127.0.0.1:{PORT}/hello"],
+             *WRK_ARGS, f"http://127.0.0.1:{PORT}{PATH}"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-        return float(out.split("Requests/sec:")[1].split()[0])
+        cpu = cpu_seconds(server.pid) - before
+        requests = int(out.split(" requests in ")[0].split()[-1])
+        return float(out.split("Requests/sec:")[1].split()[0]), cpu / requests * 1e6
     finally:
         server.terminate()
         server.wait()
@@ -92,19 +112,24 @@ def measure(python: str, prelude: str, app: str) -> float:
 
 def main() -> None:
     app = str(APPS / "bustapi_app.py")
-    variants = {"current": (sys.executable, "", app), "bare": (sys.executable, BARE, app)}
+    variants = {"current": (sys.executable, "", app)}
+    if PATH == "/hello":  # the bare path has no app context: enough for /hello only
+        variants["bare"] = (sys.executable, BARE, app)
     for arg in sys.argv[1:]:
         name, _, spec = arg.partition("=")
         python, _, other_app = spec.partition("@")
         variants[name] = (python, "", other_app or app)
-    results: dict[str, list[float]] = {name: [] for name in variants}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for r in range(ROUNDS):
         order = list(variants)[r % len(variants) :] + list(variants)[: r % len(variants)]
         for name in order:
             results[name].append(measure(*variants[name]))
-            print(f"round {r + 1}: {name:8} {results[name][-1]:9,.0f} req/s", flush=True)
+            rate, cpu = results[name][-1]
+            print(f"round {r + 1}: {name:8} {rate:9,.0f} req/s {cpu:7.2f} CPU µs/req", flush=True)
     for name, runs in results.items():
-        print(f"median  {name:8} {statistics.median(runs):9,.0f} req/s")
+        rate = statistics.median(r for r, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(f"median  {name:8} {rate:9,.0f} req/s {cpu:7.2f} CPU µs/req")
 
 
 if __name__ == "__main__":

@@ -290,3 +290,41 @@ def test_setting_debug_after_first_render_turns_reloading_on(fw: Framework, root
     later = time.time() + 10
     os.utime(page, (later, later))
     assert c.get("/show/page.txt?v=2").get_data(as_text=True) == "changed 2"
+
+
+def test_dotted_lookups_on_dicts_and_others_resolve_as_in_flask() -> None:
+    """``{{ d.name }}`` on a plain dict looks the item up first (a fast path): the
+    page must come out as Jinja's attribute-then-item order makes it in Flask, for
+    dict methods, missing keys, odd keys, dict subclasses and objects alike."""
+
+    class Row(dict):  # type: ignore[type-arg]
+        name = "the class attribute"
+
+    class Obj:
+        name = "attr"
+
+        def __getitem__(self, key: str) -> str:
+            return f"item {key}"
+
+    source = (
+        "{{ d.name }}|{{ d.items is defined }}|{{ d.keys()|list }}|{{ d.missing is defined }}"
+        "|{{ d.get('name') }}|{{ d.__class__.__name__ }}|{{ sub.name }}|{{ sub.other }}"
+        "|{{ obj.name }}|{{ obj.other }}|{{ notdict.real }}|{{ d['items'] }}"
+        "|{% for row in rows %}{{ row.id }}:{{ row.name }};{% endfor %}"
+    )
+    context = {
+        "d": {"name": "item", "items": "an item called items"},
+        "sub": Row(name="item", other="sub item"),
+        "obj": Obj(),
+        "notdict": 1,
+        "rows": [{"id": i, "name": f"<n{i}>"} for i in range(3)],
+    }
+    pages = []
+    for name in ("flask", "bustapi"):
+        fw = Framework(name)
+        app = fw.App(__name__, static_folder=None)
+        with app.test_request_context("/"):
+            pages.append(fw.render_template_string(source, **context))
+    assert pages[1] == pages[0]
+    assert pages[1].startswith("item|True|")
+    assert "0:&lt;n0&gt;;1:&lt;n1&gt;;" in pages[1]

@@ -179,6 +179,9 @@ class BustAPI(Scaffold):
         self._resumable: list[str] = []  # tus url prefixes
         self._core = _core.CoreApp(self._dispatch)
         self._got_first_request = False
+        # Whether a subclass makes its own app contexts: a request context then
+        # pushes one of those rather than standing in as the app context itself.
+        self._custom_app_context = type(self).app_context is not BustAPI.app_context
         # (url prefix, folder) of every engine-served static folder: the app's and
         # its blueprints'. Handed to the engine by _prepare(), with the max-age
         # SEND_FILE_MAX_AGE_DEFAULT has by then.
@@ -601,6 +604,8 @@ class BustAPI(Scaffold):
                 _await(func(exc))
 
     def do_teardown_appcontext(self, exc: Optional[BaseException] = None) -> None:
+        if not self.teardown_appcontext_funcs:
+            return
         for func in reversed(self.teardown_appcontext_funcs):
             _await(func(exc))
 
@@ -706,15 +711,18 @@ class BustAPI(Scaffold):
         if endpoint >= 0:
             rule = self._rules[endpoint]
             request.url_rule = rule
-            view_args = dict(rule.defaults)
-            for name, value, _kind in params:
-                view_args[name] = rule.convert(name, value)
+            if params or rule.defaults:
+                view_args = dict(rule.defaults)
+                for name, value, _kind in params:
+                    view_args[name] = rule.convert(name, value)
+            else:
+                view_args = {}
             request.view_args = view_args
         else:
             request.routing_exception = http_exception(error_status)
         ctx = RequestContext(self, request)
         error: Optional[BaseException] = None
-        recorder = getattr(_test_local, "recorder", None)
+        recorder = _test_local.recorder
         try:
             ctx.push()
             try:
@@ -746,7 +754,12 @@ class BustAPI(Scaffold):
         nothing for features it does not use."""
         self._got_first_request = True
         try:
-            rv = self.preprocess_request()
+            # The hook dicts are empty unless something was registered: a test of
+            # each is what the usual app pays for hooks it does not have.
+            if self.url_value_preprocessors or self.before_request_funcs:
+                rv = self.preprocess_request()
+            else:
+                rv = None
             if rv is None:
                 rv = self.dispatch_request()
         except Exception as e:
@@ -754,9 +767,9 @@ class BustAPI(Scaffold):
         kind = type(rv)
         if (
             (kind is dict or kind is list or kind is str)
-            and not self._has_after_hooks
             and not ctx._after_request_functions
-            and not ctx.session_opened
+            and ctx._session is None
+            and not (self.after_request_funcs and self._has_after_hooks)
             and not self.session_interface.needs_opening(self, ctx.request)
         ):
             if kind is str:
@@ -805,7 +818,9 @@ class BustAPI(Scaffold):
                 f"The URL rule {rule.rule!r} has no view function for endpoint"
                 f" {rule.endpoint!r}; attach one with @app.endpoint({rule.endpoint!r})."
             ) from None
-        return _await(view(**(request.view_args or {})))
+        rv = view(**(request.view_args or {}))
+        # Inline for the usual plain return value; a coroutine runs on this thread's loop.
+        return _await(rv) if hasattr(rv, "__await__") else rv
 
     def finalize_request(self, rv: Any, from_error_handler: bool = False) -> Response:
         response = self.make_response(rv)

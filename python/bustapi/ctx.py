@@ -30,10 +30,19 @@ C = TypeVar("C", bound="_Context")
 
 _sentinel = object()
 
-# Set by the test client on its own thread while it sends a request: views of
-# test requests run on the test's thread, and hand their context and any
-# unhandled exception back through this.
-_test_local = threading.local()
+
+class _TestLocal(threading.local):
+    """Set by the test client on its own thread while it sends a request: views of
+    test requests run on the test's thread, and hand their context and any
+    unhandled exception back through this."""
+
+    # A class attribute, so that every other thread (the server's view threads, on
+    # every request) reads ``None`` without the AttributeError a plain
+    # ``threading.local`` raises (and ``getattr(..., None)`` swallows) each time.
+    recorder: Any = None
+
+
+_test_local = _TestLocal()
 
 
 class _AppCtxGlobals:
@@ -96,8 +105,21 @@ class AppContext(_Context):
 
     def __init__(self, app: BustAPI) -> None:
         self.app = app
-        self.g: _AppCtxGlobals = app.app_ctx_globals_class()
+        self._g: Optional[_AppCtxGlobals] = None
         self._tokens: list[contextvars.Token[AppContext]] = []
+
+    @property
+    def g(self) -> _AppCtxGlobals:
+        """This context's ``g``, made on first use: most requests never touch it,
+        and it is the same object for the whole context however it is reached."""
+        g = self._g
+        if g is None:
+            g = self._g = self.app.app_ctx_globals_class()
+        return g
+
+    @g.setter
+    def g(self, value: _AppCtxGlobals) -> None:
+        self._g = value
 
     def push(self) -> None:
         self._tokens.append(_cv_app.set(self))
@@ -118,22 +140,32 @@ class AppContext(_Context):
         return f"<AppContext of {self.app.name!r}>"
 
 
-class RequestContext(_Context):
+class RequestContext(AppContext):
     """Binds ``request`` and ``session`` (and an app context under them).
 
     The engine pushes one around each view call; tests make one with
     ``app.test_request_context(...)``.
+
+    When no application context of this app is active, the request context is
+    pushed as the application context too (it is one: it has ``app`` and ``g``),
+    so a request costs one small object and ``g`` is made only if used. An app
+    that overrides ``app_context()`` gets that context pushed instead, as in Flask.
     """
 
     def __init__(
         self, app: BustAPI, request: Request, session: Optional[SessionMixin] = None
     ) -> None:
         self.app = app
+        self._g = None
         self.request = request
         self._session = session
         self.flashes: Optional[list[tuple[str, str]]] = None
         self._after_request_functions: list[Callable[[Response], Response]] = []
-        self._cv_tokens: list[tuple[contextvars.Token[RequestContext], Optional[AppContext]]] = []
+        # Per push: the request token, and what was pushed as the app context (this
+        # context's own token, or a separate AppContext), or None.
+        self._cv_tokens: list[
+            tuple[contextvars.Token[RequestContext], Optional[contextvars.Token[AppContext]]]
+        ] = []
 
     @property
     def session(self) -> SessionMixin:
@@ -159,26 +191,39 @@ class RequestContext(_Context):
 
     def push(self) -> None:
         app_ctx = _cv_app.get(None)
+        app_token: Any = None
         if app_ctx is None or app_ctx.app is not self.app:
-            app_ctx = self.app.app_context()
-            app_ctx.push()
-        else:
-            app_ctx = None
-        self._cv_tokens.append((_cv_request.set(self), app_ctx))
+            if self.app._custom_app_context:
+                app_token = self.app.app_context()
+                app_token.push()
+            else:
+                app_token = _cv_app.set(self)
+        self._cv_tokens.append((_cv_request.set(self), app_token))
 
     def pop(self, exc: Optional[BaseException] = _sentinel) -> None:  # type: ignore[assignment]
         clear = len(self._cv_tokens) == 1
+        if exc is _sentinel:
+            exc = None
         try:
             if clear:
-                if exc is _sentinel:
-                    exc = None
                 self.app.do_teardown_request(exc)
         finally:
             ctx = _cv_request.get(None)
-            token, app_ctx = self._cv_tokens.pop()
+            token, app_token = self._cv_tokens.pop()
             _cv_request.reset(token)
-            if app_ctx is not None:
-                app_ctx.pop(exc)
+            if isinstance(app_token, AppContext):
+                app_token.pop(exc)
+            elif app_token is not None:
+                # This context was the app context: its teardown, then unbind it.
+                try:
+                    self.app.do_teardown_appcontext(exc)
+                finally:
+                    app_ctx = _cv_app.get(None)
+                    _cv_app.reset(app_token)
+                if app_ctx is not self:
+                    raise AssertionError(
+                        f"Popped wrong app context ({app_ctx!r} instead of {self!r})"
+                    )
         if ctx is not self:
             raise AssertionError(f"Popped wrong request context ({ctx!r} instead of {self!r})")
 

@@ -14,12 +14,14 @@ session without ``SECRET_KEY`` raises a :class:`RuntimeError` that says so.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import MutableMapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import want_bytes
 
 from .tag import TaggedJSONSerializer
 
@@ -192,6 +194,27 @@ class SessionInterface:
         raise NotImplementedError
 
 
+class _KeyCachingSigner(TimestampSigner):
+    """itsdangerous's timestamp signer, with the derived key remembered.
+
+    The key it signs with is derived from the secret (an HMAC over the salt, by
+    default): the same bytes for every cookie, yet itsdangerous derives it again for
+    each cookie it signs or checks, and makes a new signer for each. Same signatures.
+    """
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        key = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        return _derived_key(key, self.salt, self.key_derivation, self.digest_method)
+
+
+@functools.lru_cache(maxsize=32)
+def _derived_key(secret_key: bytes, salt: bytes, key_derivation: str, digest_method: Any) -> bytes:
+    signer = TimestampSigner(
+        secret_key, salt=salt, key_derivation=key_derivation, digest_method=digest_method
+    )
+    return signer.derive_key()
+
+
 class SecureCookieSessionInterface(SessionInterface):
     """Flask's default: the whole session in a signed cookie."""
 
@@ -233,6 +256,7 @@ class SecureCookieSessionInterface(SessionInterface):
             keys,
             salt=self.salt,
             serializer=self.serializer,
+            signer=_KeyCachingSigner,
             signer_kwargs={
                 "key_derivation": self.key_derivation,
                 "digest_method": self.digest_method,

@@ -180,6 +180,9 @@ impl Engine {
         if let Err(why) = framing::check(req.version(), req.headers()) {
             return framing::refusal(why);
         }
+        // The branches that are not a plain view call are boxed: their futures are
+        // large, and unboxed they would make every request's future (moved into
+        // place by hyper per request) as large as the largest of them, ~5 KiB.
         if let Some(tus) = self.resumable.iter().find(|t| t.claims(req.method(), path)) {
             return Box::pin(tus.handle(req, remote, self.dispatcher.as_ref())).await;
         }
@@ -189,7 +192,7 @@ impl Engine {
                     return Box::pin(self.refuse_signature(refusal, req, remote)).await;
                 }
             }
-            return static_response(mount, &req).await;
+            return Box::pin(static_response(mount, &req)).await;
         }
         match self.router.lookup(req.method(), path) {
             Match::Found { endpoint, params } => {
@@ -206,8 +209,20 @@ impl Engine {
                     .copied()
                     .unwrap_or_default();
                 let max = self.config.max_body_size;
-                let read = request_body::read(&parts.headers, body, route, max, &self.config.body);
-                let body = match read.await {
+                let read = if !route.stream && body.is_end_stream() {
+                    // GET and friends: nothing to read, nothing to wait for.
+                    request_body::no_body(&parts.headers, route, max)
+                } else {
+                    Box::pin(request_body::read(
+                        &parts.headers,
+                        body,
+                        route,
+                        max,
+                        &self.config.body,
+                    ))
+                    .await
+                };
+                let body = match read {
                     Ok(b) => b,
                     Err(e) => return Box::pin(self.refuse_body(e, parts, remote)).await,
                 };
@@ -241,6 +256,7 @@ impl Engine {
         }
     }
 
+    /// The static mount `path` falls under, if any.
     fn static_mount(&self, path: &str) -> Option<&StaticMount> {
         self.statics.iter().find(|m| {
             path.strip_prefix(m.prefix.as_str())
@@ -403,7 +419,9 @@ pub(crate) async fn finish(
             *r.headers_mut() = headers;
             r
         }
-        ViewBody::File(spec) => serve_spec(method, request_headers, *spec, status, headers).await,
+        ViewBody::File(spec) => {
+            Box::pin(serve_spec(method, request_headers, *spec, status, headers)).await
+        }
         ViewBody::Stream(source) => {
             // The length is unknown: HTTP/1.1 gets chunked encoding. HEAD never
             // starts the producer; dropping it here releases it.

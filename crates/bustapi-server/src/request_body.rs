@@ -159,6 +159,30 @@ pub fn refusal(error: &BodyError) -> Response<Body> {
     r
 }
 
+/// [`read`] for a body already known to be at its end (a GET, a HEAD), without
+/// an await: the same checks, and an empty body.
+pub(crate) fn no_body(
+    headers: &HeaderMap,
+    route: RouteBody,
+    max_body_size: u64,
+) -> Result<RequestBody, BodyError> {
+    check_declared_length(headers, route.max_size.unwrap_or(max_body_size))?;
+    Ok(RequestBody::empty())
+}
+
+/// The declared length is checked first, so an oversized upload is refused
+/// before a byte of it is read (and `Expect: 100-continue` gets no 100).
+fn check_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), BodyError> {
+    if let Some(len) = headers.get(CONTENT_LENGTH) {
+        match len.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
+            Some(n) if n > limit => return Err(BodyError::TooLarge),
+            Some(_) => {}
+            None => return Err(BodyError::Malformed("The Content-Length is not a number.")),
+        }
+    }
+    Ok(())
+}
+
 /// Reads a routed request's body as `route` asks, within its limit.
 pub(crate) async fn read<B>(
     headers: &HeaderMap,
@@ -172,15 +196,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let limit = route.max_size.unwrap_or(max_body_size);
-    // The declared length is checked first, so an oversized upload is refused
-    // before a byte of it is read (and `Expect: 100-continue` gets no 100).
-    if let Some(len) = headers.get(CONTENT_LENGTH) {
-        match len.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()) {
-            Some(n) if n > limit => return Err(BodyError::TooLarge),
-            Some(_) => {}
-            None => return Err(BodyError::Malformed("The Content-Length is not a number.")),
-        }
-    }
+    check_declared_length(headers, limit)?;
     if route.stream {
         return Ok(RequestBody::Stream(BodyReader::start(Arriving::new(
             body,
@@ -193,13 +209,11 @@ where
         return Ok(RequestBody::empty());
     }
     let boundary = multipart_boundary(headers)?;
-    // Boxed: the form parser's state is kilobytes, and an unboxed await would
-    // size every request's future (GET /hello's too) for it.
-    Box::pin(read_arriving(
+    read_arriving(
         Arriving::new(body, limit, config.read_timeout),
         boundary,
         config,
-    ))
+    )
     .await
 }
 
