@@ -250,6 +250,10 @@ impl<T> Watched<T> {
             framing: Framing::new(max_head, conflicts),
         }
     }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {

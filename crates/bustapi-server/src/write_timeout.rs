@@ -36,6 +36,10 @@ impl<T> WriteTimeout<T> {
         }
     }
 
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
     /// Called when the inner write is pending: arms the deadline, or reports that
     /// it has passed.
     fn blocked(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
