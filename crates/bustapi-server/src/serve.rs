@@ -285,6 +285,7 @@ pub async fn serve(
         let http1 = Arc::clone(&http1);
         let watcher = graceful.watcher();
         let mut stop = stop_lean.subscribe();
+        let activity = Arc::new(idle::Activity::default());
         // A request head (or the TLS handshake) is due within the head timeout.
         let head_by = tokio::time::Instant::now() + handshake_timeout;
         tokio::spawn(async move {
@@ -301,12 +302,12 @@ pub async fn serve(
                         let io =
                             WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
                         let io = Watched::new(io, max_head, conflicts);
-                        idle::serve(&http1, io, service, head_by, &mut stop).await
+                        idle::serve(&http1, activity, io, service, head_by, &mut stop).await
                     }
                     (Opening::Http1, None) => {
                         let io = WriteTimeout::new(stream, write_timeout);
                         let io = Watched::new(io, max_head, conflicts);
-                        idle::serve(&http1, io, service, head_by, &mut stop).await
+                        idle::serve(&http1, activity, io, service, head_by, &mut stop).await
                     }
                     // The graceful watcher ends these, not `stop`.
                     (Opening::MaybeHttp2, Some(sendfile_queue)) => {
