@@ -36,8 +36,6 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import urlsplit
 
-import bench as h  # the harness's process-tree walk
-
 SERVER = """
 import sys
 from bustapi import BustAPI
@@ -46,9 +44,28 @@ app.run(host="127.0.0.1", port=int(sys.argv[2]), workers=1)
 """
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a --wrap tool's server; bench.py's walk needs its
+    whole harness imported, Flask included)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def rss_kib(pid: int) -> int:
     total = 0
-    for p in h.process_tree(pid):
+    for p in tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -179,7 +196,7 @@ def wait_listening(port: int, proc: subprocess.Popen) -> None:
 def stop_server(proc: subprocess.Popen) -> None:
     """SIGTERM to the server itself, so a --wrap tool (heaptrack) outlives it and
     finishes its output; then the whole group, if anything is left."""
-    for p in h.process_tree(proc.pid):
+    for p in tree(proc.pid):
         try:
             if b"server.py" in Path(f"/proc/{p}/cmdline").read_bytes():
                 os.kill(p, signal.SIGTERM)

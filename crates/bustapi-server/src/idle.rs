@@ -116,7 +116,7 @@ pub struct Http1 {
 }
 
 /// What the first bytes of a new plain-TCP connection say it speaks.
-pub enum Opening {
+enum Opening {
     /// HTTP/2 with prior knowledge (the start of its preface), or too few bytes
     /// yet to rule it out: hyper-util's auto builder sniffs the rest.
     MaybeHttp2,
@@ -129,7 +129,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Waits, holding no buffer, for a new connection's first bytes and peeks at
 /// them (they stay in the socket for whoever serves it).
-pub async fn opening(
+async fn opening(
     tcp: &TcpStream,
     head_by: Instant,
     conf: &Http1,
@@ -150,17 +150,26 @@ pub async fn opening(
     }
 }
 
-/// Serves one HTTP/1 connection, idle phases and busy phases, until it closes.
-/// `head_by` is when the first request head must have arrived. `activity` is
-/// made by the caller at accept time, on the accepting thread, for the page
-/// reason given at [`Socket::shed`].
+/// A connection that may be HTTP/2 with prior knowledge, handed back with its
+/// service to be served some other way (boxed: it is the rare case, and the
+/// task should not be sized for it).
+pub type Http2Fallback<T, S> =
+    Box<dyn FnOnce(T, S) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send>;
+
+/// Serves one plain-TCP connection from its first byte: HTTP/1, idle phases
+/// and busy phases, until it closes; one that opens like HTTP/2 goes to
+/// `maybe_http2`. `head_by` is when the first request head must have arrived.
+/// `activity` is made by the caller at accept time, on the accepting thread, for
+/// the page reason given at [`Socket::shed`]; this future is the connection's
+/// whole task, so what it holds while idle is what an idle connection costs.
 pub async fn serve<T, S, B>(
     conf: &Http1,
     activity: Arc<Activity>,
     io: T,
     service: S,
     mut head_by: Instant,
-    stop: &mut watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    maybe_http2: Http2Fallback<T, S>,
 ) -> Result<(), BoxError>
 where
     T: Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -171,6 +180,13 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    match opening(io.socket(), head_by, conf, &mut stop).await {
+        Opening::Gone => return Ok(()),
+        Opening::Http1 => {}
+        // Ended by hyper-util's graceful watcher, not `stop`.
+        Opening::MaybeHttp2 => return maybe_http2(io, service).await,
+    }
+    let stop = &mut stop;
     let mut service = Counted {
         inner: service,
         activity: Arc::clone(&activity),

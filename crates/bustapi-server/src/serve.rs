@@ -12,7 +12,7 @@ use crate::connection::Secure;
 use crate::engine::Engine;
 use crate::framing;
 use crate::framing_watch::{Conflicts, Watched};
-use crate::idle::{self, Opening};
+use crate::idle;
 use crate::sendfile::{self, FileSink, SendfileBody, SendfileQueue};
 use crate::trim;
 use crate::write_timeout::WriteTimeout;
@@ -284,54 +284,58 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let http1 = Arc::clone(&http1);
         let watcher = graceful.watcher();
-        let mut stop = stop_lean.subscribe();
+        let stop = stop_lean.subscribe();
         let activity = Arc::new(idle::Activity::default());
         // A request head (or the TLS handshake) is due within the head timeout.
         let head_by = tokio::time::Instant::now() + handshake_timeout;
-        tokio::spawn(async move {
-            // Every branch that holds a hyper-util connection is boxed: the task's
-            // size is its largest branch's, and an idle HTTP/1 connection should
-            // cost only what the idle phase holds.
-            let served = match tls {
-                None => match (
-                    idle::opening(&stream, head_by, &http1, &mut stop).await,
-                    sendfile_queue,
-                ) {
-                    (Opening::Gone, _) => Ok(()),
-                    (Opening::Http1, Some(sendfile_queue)) => {
-                        let io =
-                            WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
-                        let io = Watched::new(io, max_head, conflicts);
-                        idle::serve(&http1, activity, io, service, head_by, &mut stop).await
-                    }
-                    (Opening::Http1, None) => {
-                        let io = WriteTimeout::new(stream, write_timeout);
-                        let io = Watched::new(io, max_head, conflicts);
-                        idle::serve(&http1, activity, io, service, head_by, &mut stop).await
-                    }
-                    // The graceful watcher ends these, not `stop`.
-                    (Opening::MaybeHttp2, Some(sendfile_queue)) => {
-                        drop(stop);
-                        let io =
-                            WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
-                        let io = TokioIo::new(Watched::new(io, max_head, conflicts));
-                        Box::pin(watcher.watch(builder.serve_connection(io, service).into_owned()))
-                            .await
-                    }
-                    (Opening::MaybeHttp2, None) => {
-                        drop(stop);
-                        let io = WriteTimeout::new(stream, write_timeout);
-                        let io = TokioIo::new(Watched::new(io, max_head, conflicts));
-                        Box::pin(watcher.watch(builder.serve_connection(io, service).into_owned()))
-                            .await
-                    }
-                },
-                // The handshake is bounded like a request head: a client that opens a
-                // socket and never completes TLS is a slowloris too.
-                Some(acceptor) => {
-                    drop(stop);
-                    Box::pin(async move {
-                        let io = WriteTimeout::new(stream, write_timeout);
+        let ended = move |served: Result<(), Box<dyn std::error::Error + Send + Sync>>| {
+            if let Err(e) = served {
+                tracing::debug!("connection from {remote} ended: {e}");
+            }
+            drop(permit); // the slot frees only when the connection is gone
+        };
+        // One task type per kind of connection: a task is as large as its
+        // future, and a plain HTTP/1 connection's should be only what its idle
+        // phase holds (~1 KiB), not also the other kinds' state.
+        match (tls, sendfile_queue) {
+            (None, Some(sendfile_queue)) => {
+                let io = WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
+                let io = Watched::new(io, max_head, conflicts);
+                let maybe_http2: idle::Http2Fallback<_, _> = Box::new(move |io, service| {
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    Box::pin(watcher.watch(conn.into_owned()))
+                });
+                tokio::spawn(async move {
+                    ended(
+                        idle::serve(&http1, activity, io, service, head_by, stop, maybe_http2)
+                            .await,
+                    )
+                });
+            }
+            (None, None) => {
+                let io = Watched::new(
+                    WriteTimeout::new(stream, write_timeout),
+                    max_head,
+                    conflicts,
+                );
+                let maybe_http2: idle::Http2Fallback<_, _> = Box::new(move |io, service| {
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    Box::pin(watcher.watch(conn.into_owned()))
+                });
+                tokio::spawn(async move {
+                    ended(
+                        idle::serve(&http1, activity, io, service, head_by, stop, maybe_http2)
+                            .await,
+                    )
+                });
+            }
+            // The handshake is bounded like a request head: a client that opens a
+            // socket and never completes TLS is a slowloris too.
+            (Some(acceptor), _) => {
+                drop((stop, activity, http1));
+                tokio::spawn(async move {
+                    let io = WriteTimeout::new(stream, write_timeout);
+                    let served =
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                             Ok(Ok(stream)) => {
                                 let io = TokioIo::new(Watched::new(stream, max_head, conflicts));
@@ -341,16 +345,11 @@ pub async fn serve(
                             }
                             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
                             Err(_) => Err("TLS handshake timed out".into()),
-                        }
-                    })
-                    .await
-                }
-            };
-            if let Err(e) = served {
-                tracing::debug!("connection from {remote} ended: {e}");
+                        };
+                    ended(served)
+                });
             }
-            drop(permit); // the slot frees only when the connection is gone
-        });
+        }
     }
     drop(listener);
     if let Some(live) = live {
