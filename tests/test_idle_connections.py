@@ -165,7 +165,7 @@ SERVER = textwrap.dedent(
 def test_idle_connections_hold_little_memory(tmp_path: Path) -> None:
     """1,000 keep-alive connections, each after one static GET, then idle. With
     hyper's buffers and state kept for every connection this debug build grew by
-    ~26 KiB per connection; idle they hold ~5 KiB (a release build ~2 KiB)."""
+    ~26 KiB per connection; idle they hold ~2.5 KiB (bench/notes/idle13.md)."""
     n = 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < n + 200:
