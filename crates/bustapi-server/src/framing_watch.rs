@@ -250,6 +250,21 @@ impl<T> Watched<T> {
             framing: Framing::new(max_head, conflicts),
         }
     }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Frees the watcher's buffer if it holds nothing (between requests).
+    pub fn shed_buffer(&mut self) {
+        if self.framing.pending.is_empty() {
+            self.framing.pending = Vec::new();
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {

@@ -39,6 +39,7 @@ pub mod file_spec;
 pub mod form_data;
 pub mod framing;
 pub mod framing_watch;
+pub mod idle;
 pub mod listing;
 pub mod page_cache;
 pub mod redirect;

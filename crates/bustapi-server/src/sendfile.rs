@@ -172,6 +172,10 @@ impl FileSink {
         }
     }
 
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
     /// Like nginx's tcp_nopush: from the response head on, only full segments
     /// leave while the file streams (small partial segments cost the receiver far
     /// more per byte). Set before the head is written, so the head shares a

@@ -1,7 +1,10 @@
 //! Listening sockets, the accept loop, connections, graceful shutdown.
 //!
 //! HTTP/1.1 (keep-alive, pipelining) and HTTP/2 with prior knowledge (h2c) are
-//! served on the same port by hyper-util's auto builder, which sniffs the preface.
+//! served on the same port: a plain-TCP connection whose first bytes are not the
+//! HTTP/2 preface is served by [`idle`] (hyper's HTTP/1, dropped while the
+//! connection is idle); h2c and TLS connections by hyper-util's auto builder,
+//! which sniffs the preface itself.
 
 use crate::access_log::{self, Logged, Record, Traffic};
 use crate::body::Body;
@@ -9,6 +12,7 @@ use crate::connection::Secure;
 use crate::engine::Engine;
 use crate::framing;
 use crate::framing_watch::{Conflicts, Watched};
+use crate::idle;
 use crate::sendfile::{self, FileSink, SendfileBody, SendfileQueue};
 use crate::trim;
 use crate::write_timeout::WriteTimeout;
@@ -24,10 +28,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// Binds a listening socket. `reuse_port` lets several worker processes share the
@@ -61,18 +66,25 @@ const H2_MAX_STREAMS: u32 = 100;
 /// speed; this caps what a peer that opens windows but stops reading can pin.
 const H2_MAX_SEND_BUF: usize = 64 * 1024;
 
+/// The HTTP/1 settings, for hyper's own builder and the auto builder's (two
+/// types with the same methods).
+macro_rules! http1_options {
+    ($builder:expr, $engine:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            // The queue strategy hands body buffers to the socket as they are, which
+            // the sendfile placeholders rely on; pinned here rather than inferred from
+            // `is_write_vectored` (a flattened copy would be refused by FileSink).
+            .writev(true)
+            .header_read_timeout($engine.config.header_read_timeout)
+            .max_buf_size($engine.config.max_header_bytes.max(8192))
+    };
+}
+
 fn connection_builder(engine: &Engine) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // The queue strategy hands body buffers to the socket as they are, which
-        // the sendfile placeholders rely on; pinned here rather than inferred from
-        // `is_write_vectored` (a flattened copy would be refused by FileSink).
-        .writev(true)
-        .header_read_timeout(engine.config.header_read_timeout)
-        .max_buf_size(engine.config.max_header_bytes.max(8192));
+    http1_options!(builder.http1(), engine);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -209,12 +221,33 @@ pub async fn serve(
         ))),
         _ => None,
     };
-    let trimmer = tokio::spawn(trim::after_load_falls(open_connections));
+    // Idle connections hold no buffers: only the others count as load, so the
+    // freed memory is trimmed when many go idle as well as when they close.
+    let idle_connections = Arc::new(AtomicUsize::new(0));
+    let busy_connections = {
+        let idle = Arc::clone(&idle_connections);
+        move || open_connections().saturating_sub(idle.load(Ordering::Relaxed))
+    };
+    let trimmer = tokio::spawn(trim::after_load_falls(busy_connections));
     if engine.config.tls.is_some() {
         crate::tls::log_kernel_tls();
     }
     let builder = Arc::new(connection_builder(&engine));
+    let mut http1_builder = hyper::server::conn::http1::Builder::new();
+    // Exact, where `max_buf_size` alone lets a head that arrives all at once
+    // through (hyper grows its read buffer past the limit before checking it);
+    // hyper-util's auto builder has no such setting.
+    http1_options!(http1_builder, engine).max_header_size(engine.config.max_header_bytes);
+    let http1 = Arc::new(idle::Http1 {
+        builder: http1_builder,
+        head_timeout: engine.config.header_read_timeout,
+        idle: idle_connections,
+    });
+    // HTTP/2 and TLS connections are hyper-util's and end through its graceful
+    // watcher; lean HTTP/1 connections watch `stop_lean` and hold a receiver
+    // until they are gone.
     let graceful = GracefulShutdown::new();
+    let (stop_lean, _) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         // Past max_connections, stop accepting: further clients wait in the
@@ -252,45 +285,74 @@ pub async fn serve(
             Arc::clone(&conflicts),
         );
         let builder = Arc::clone(&builder);
+        let http1 = Arc::clone(&http1);
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let served = match (tls, sendfile_queue) {
-                (None, Some(sendfile_queue)) => {
-                    let io =
-                        WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
-                    let io = TokioIo::new(Watched::new(io, max_head, conflicts));
-                    watcher
-                        .watch(builder.serve_connection(io, service).into_owned())
-                        .await
-                }
-                (None, None) => {
-                    let io = WriteTimeout::new(stream, write_timeout);
-                    let io = TokioIo::new(Watched::new(io, max_head, conflicts));
-                    watcher
-                        .watch(builder.serve_connection(io, service).into_owned())
-                        .await
-                }
-                // The handshake is bounded like a request head: a client that opens a
-                // socket and never completes TLS is a slowloris too.
-                (Some(acceptor), _) => {
-                    let io = WriteTimeout::new(stream, write_timeout);
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
-                        Ok(Ok(stream)) => {
-                            let io = TokioIo::new(Watched::new(stream, max_head, conflicts));
-                            watcher
-                                .watch(builder.serve_connection(io, service).into_owned())
-                                .await
-                        }
-                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
-                        Err(_) => Err("TLS handshake timed out".into()),
-                    }
-                }
-            };
+        let stop = stop_lean.subscribe();
+        let activity = Arc::new(idle::Activity::default());
+        // A request head (or the TLS handshake) is due within the head timeout.
+        let head_by = tokio::time::Instant::now() + handshake_timeout;
+        let ended = move |served: Result<(), Box<dyn std::error::Error + Send + Sync>>| {
             if let Err(e) = served {
                 tracing::debug!("connection from {remote} ended: {e}");
             }
             drop(permit); // the slot frees only when the connection is gone
-        });
+        };
+        // One task type per kind of connection: a task is as large as its
+        // future, and a plain HTTP/1 connection's should be only what its idle
+        // phase holds (~1 KiB), not also the other kinds' state.
+        match (tls, sendfile_queue) {
+            (None, Some(sendfile_queue)) => {
+                let io = WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
+                let io = Watched::new(io, max_head, conflicts);
+                let maybe_http2: idle::Http2Fallback<_, _> = Box::new(move |io, service| {
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    Box::pin(watcher.watch(conn.into_owned()))
+                });
+                tokio::spawn(async move {
+                    ended(
+                        idle::serve(&http1, activity, io, service, head_by, stop, maybe_http2)
+                            .await,
+                    )
+                });
+            }
+            (None, None) => {
+                let io = Watched::new(
+                    WriteTimeout::new(stream, write_timeout),
+                    max_head,
+                    conflicts,
+                );
+                let maybe_http2: idle::Http2Fallback<_, _> = Box::new(move |io, service| {
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
+                    Box::pin(watcher.watch(conn.into_owned()))
+                });
+                tokio::spawn(async move {
+                    ended(
+                        idle::serve(&http1, activity, io, service, head_by, stop, maybe_http2)
+                            .await,
+                    )
+                });
+            }
+            // The handshake is bounded like a request head: a client that opens a
+            // socket and never completes TLS is a slowloris too.
+            (Some(acceptor), _) => {
+                drop((stop, activity, http1));
+                tokio::spawn(async move {
+                    let io = WriteTimeout::new(stream, write_timeout);
+                    let served =
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                            Ok(Ok(stream)) => {
+                                let io = TokioIo::new(Watched::new(stream, max_head, conflicts));
+                                watcher
+                                    .watch(builder.serve_connection(io, service).into_owned())
+                                    .await
+                            }
+                            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                            Err(_) => Err("TLS handshake timed out".into()),
+                        };
+                    ended(served)
+                });
+            }
+        }
     }
     drop(listener);
     if let Some(live) = live {
@@ -298,8 +360,12 @@ pub async fn serve(
     }
     trimmer.abort();
     let timeout = engine.config.shutdown_timeout;
+    stop_lean.send_replace(true);
+    let all_ended = async {
+        tokio::join!(graceful.shutdown(), stop_lean.closed());
+    };
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = all_ended => {}
         _ = tokio::time::sleep(timeout) => {
             tracing::warn!("graceful shutdown timed out after {timeout:?}; closing remaining connections");
         }

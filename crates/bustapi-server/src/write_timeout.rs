@@ -36,6 +36,21 @@ impl<T> WriteTimeout<T> {
         }
     }
 
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Frees the timer while no write is blocked (an idle connection).
+    pub fn shed_timer(&mut self) {
+        if !self.armed {
+            self.deadline = None;
+        }
+    }
+
     /// Called when the inner write is pending: arms the deadline, or reports that
     /// it has passed.
     fn blocked(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
