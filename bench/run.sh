@@ -5,7 +5,7 @@
 # HTTP/2) and writes BENCHMARKS.md (and bench/ratios.png); then bench/tus_upload.py and
 # bench/heavy.py, which add their sections.
 #
-#   bench/run.sh                         # everything, ~45 minutes on 2 cores (+ first build)
+#   bench/run.sh                         # everything, ~20 minutes on 2 cores (+ first build)
 #   BENCH_DURATION=3 BENCH_ROUNDS=1 bench/run.sh          # a quick smoke run
 #   BENCH_WORKLOADS=hello BENCH_SERVERS=bustapi,granian,robyn bench/run.sh
 #   BENCH_WORKLOADS=tls BENCH_WRITE=0 bench/run.sh         # the four HTTPS workloads
