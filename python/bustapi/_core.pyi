@@ -18,6 +18,7 @@ __all__ = [
     "ServerHandle",
     "UrlSigner",
     "__version__",
+    "bounce_bytes",
     "page_cache_warmed_bytes",
     "sendfile_available",
     "sendfile_bytes",
@@ -28,6 +29,9 @@ sendfile_available: bool  # this build sends file bodies with sendfile(2) (Linux
 
 def sendfile_bytes() -> int:
     """File bytes this process has sent with sendfile(2) so far."""
+
+def bounce_bytes() -> int:
+    """File bytes written through the IO threads' bounce buffer (bodies of <= 1 MiB)."""
 
 def page_cache_warmed_bytes() -> int:
     """File bytes read into the page cache off the IO threads before a sendfile."""

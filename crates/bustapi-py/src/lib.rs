@@ -33,6 +33,13 @@ fn sendfile_bytes() -> u64 {
     bustapi_server::sendfile::bytes_sent()
 }
 
+/// File bytes written from the bounce buffer (file bodies of at most 1 MiB on
+/// plain HTTP/1.x: pread + write per IO thread, nothing kept per connection).
+#[pyfunction]
+fn bounce_bytes() -> u64 {
+    bustapi_server::sendfile::bytes_bounced()
+}
+
 /// File bytes read into the page cache on the blocking pool because a range
 /// about to go out with sendfile(2) was not cached (so no IO thread waited for
 /// the disk): tests read it to see cold files take that path.
@@ -56,6 +63,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::PyChunkStream>()?;
     m.add_function(wrap_pyfunction!(sendfile_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(page_cache_warmed_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(bounce_bytes, m)?)?;
     m.add("sendfile_available", bustapi_server::sendfile::AVAILABLE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -4,7 +4,9 @@
 
 mod common;
 
-use bustapi_server::sendfile::{bytes_sent, AVAILABLE};
+use bustapi_server::sendfile::{
+    bytes_bounced, bytes_sent, AVAILABLE, BOUNCE_MAX, BOUNCE_MIN, SENDFILE_MIN,
+};
 use bustapi_server::{
     Config, Dispatcher, Engine, FileSpec, Router, ViewBody, ViewFuture, ViewRequest, ViewResponse,
 };
@@ -90,11 +92,10 @@ fn file_bodies_are_exact_and_take_this_builds_path() {
         &content[..],
         &content[content.len() - 70_000..],
     ];
-    let want_len: usize = want.iter().map(|w| w.len()).sum();
 
     for sendfile in [true, false] {
         let port = start(path.clone(), sendfile);
-        let before = bytes_sent();
+        let before = (bytes_sent(), bytes_bounced());
         let bodies = pipelined(port, &ranges);
         assert_eq!(bodies.len(), 3);
         for (got, want) in bodies.iter().zip(want) {
@@ -103,13 +104,22 @@ fn file_bodies_are_exact_and_take_this_builds_path() {
                 "a body differs from the file (sendfile={sendfile})"
             );
         }
-        // The only test in this binary, so the counter moved for these alone.
-        let expected = if sendfile && AVAILABLE {
-            want_len as u64
-        } else {
-            0
-        };
-        assert_eq!(bytes_sent() - before, expected, "sendfile={sendfile}");
+        // The only test in this binary, so the counters moved for these alone:
+        // bodies of BOUNCE_MIN..=BOUNCE_MAX through the bounce buffer (300,000
+        // and 600,000 bytes here), the 70,000-byte one with sendfile(2).
+        let on = sendfile && AVAILABLE;
+        let (mut bounced, mut sent) = (0u64, 0u64);
+        for w in want.iter().map(|w| w.len() as u64) {
+            if (BOUNCE_MIN..=BOUNCE_MAX).contains(&w) {
+                bounced += w;
+            } else if w >= SENDFILE_MIN {
+                sent += w;
+            }
+        }
+        assert_eq!((bounced, sent), (900_000, 70_000));
+        let expected = if on { (bounced, sent) } else { (0, 0) };
+        let moved = (bytes_bounced() - before.1, bytes_sent() - before.0);
+        assert_eq!(moved, expected, "sendfile={sendfile}");
     }
     std::fs::remove_file(&path).unwrap();
 }
