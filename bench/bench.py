@@ -495,6 +495,18 @@ def stop(srv: Server) -> None:
         pass
 
 
+def publish_section(s: Settings, name: str, section: str) -> None:
+    """Writes a script's section to ``bench/out/<name>.md`` and, in a full run (or with
+    ``BENCH_WRITE=1``), appends it to BENCHMARKS.md, as bench.py does for its own."""
+    out_dir = BENCH / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"{name}.md").write_text(section)
+    target = ROOT / "BENCHMARKS.md"
+    if os.environ.get("BENCH_WRITE", "0" if s.partial else "1") == "1" and target.exists():
+        with target.open("a") as f:
+            f.write(section)
+
+
 def process_tree(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

@@ -119,14 +119,7 @@ def main() -> int:
             )
     section = "\n".join(lines) + "\n"
     print(section)
-    out_dir = h.BENCH / "out"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "file_paths.md").write_text(section)
-    target = h.ROOT / "BENCHMARKS.md"
-    # As bench.py: BENCHMARKS.md is appended to by a full run, not by a subset.
-    if os.environ.get("BENCH_WRITE", "0" if s.partial else "1") == "1" and target.exists():
-        with target.open("a") as f:
-            f.write(section)
+    h.publish_section(s, "file_paths", section)
     return 0
 
 

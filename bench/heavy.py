@@ -437,14 +437,7 @@ def main() -> int:
 
     section = report({srv.name: srv.label for srv in servers}, speeds, slow, idle)
     print(section)
-    out_dir = h.BENCH / "out"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "heavy.md").write_text(section)
-    target = h.ROOT / "BENCHMARKS.md"
-    # As bench.py: BENCHMARKS.md is appended to by a full run, not by a subset.
-    if os.environ.get("BENCH_WRITE", "0" if s.partial else "1") == "1" and target.exists():
-        with target.open("a") as f:
-            f.write(section)
+    h.publish_section(s, "heavy", section)
     return 0
 
 
