@@ -51,6 +51,8 @@ impl Stamp {
 
 /// A file as it was when cached.
 pub struct CachedFile {
+    /// The path a `stat` checks on every hit (for a view's file, the path as
+    /// the view named it).
     pub path: PathBuf,
     pub file: Arc<File>,
     pub meta: FileMeta,
