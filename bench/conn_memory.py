@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 from urllib.parse import urlsplit
 
 SERVER = """
@@ -132,7 +132,13 @@ async def idle(host: str, port: int, target: str, n: int, pid: int, hold: float)
     return {"rss": rss, "failed": failed, "second_failed": second_failed}
 
 
-async def slow(host: str, port: int, target: str, n: int, pid: int, hold: float) -> dict:
+async def slow_readers(
+    host: str, port: int, target: str, n: int, hold: float, sample: Callable[[], Awaitable[None]]
+) -> int:
+    """Opens ``n`` connections that each GET ``target`` and read 4 KiB a second; once all
+    are open and ``hold`` seconds have passed, awaits ``sample()`` once a second for ten
+    seconds, then closes them all. Returns how many received nothing while sampled
+    (starved). ``bench/heavy.py``'s ``slow_10k`` runs the same readers."""
     request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     received = [0] * n
     opened = 0
@@ -143,6 +149,7 @@ async def slow(host: str, port: int, target: str, n: int, pid: int, hold: float)
         nonlocal opened
         reader, writer = await asyncio.open_connection(host, port, limit=8192)
         writer.write(request)
+        await writer.drain()
         opened += 1
         if opened == n:
             all_open.set()
@@ -162,15 +169,24 @@ async def slow(host: str, port: int, target: str, n: int, pid: int, hold: float)
     await asyncio.wait_for(all_open.wait(), 120)
     await asyncio.sleep(hold)
     before = list(received)
-    samples = []
     for _ in range(10):
         await asyncio.sleep(1)
-        samples.append(await asyncio.to_thread(rss_kib, pid))
+        await sample()
     starved = sum(1 for a, b in zip(before, received) if b <= a)
     stop.set()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    return starved
+
+
+async def slow(host: str, port: int, target: str, n: int, pid: int, hold: float) -> dict:
+    samples: list[int] = []
+
+    async def sample() -> None:
+        samples.append(await asyncio.to_thread(rss_kib, pid))
+
+    starved = await slow_readers(host, port, target, n, hold, sample)
     return {"rss": max(samples), "starved": starved}
 
 

@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from conn_memory import slow_readers
+
 import bench as h  # the harness: fixtures, servers, start/stop, RSS
 
 TWO_GIB = 2 * 1024 * 1024 * 1024
@@ -165,46 +167,19 @@ def cpu_seconds(srv: h.Server) -> float:
 
 
 async def slow_clients(srv: h.Server) -> dict[str, float]:
-    received = [0] * SLOW_CLIENTS
-    started = asyncio.Event()
-    stop = asyncio.Event()
-    opened = 0
+    rss: list[int] = []
+    t0 = cpu0 = 0.0
 
-    async def one(i: int) -> None:
-        nonlocal opened
-        reader, writer = await asyncio.open_connection(h.HOST, srv.port, limit=8192)
-        writer.write(b"GET /static/video.mp4 HTTP/1.1\r\nHost: bench\r\n\r\n")
-        await writer.drain()
-        opened += 1
-        if opened == SLOW_CLIENTS:
-            started.set()
-        while not stop.is_set():
-            data = await reader.read(4096)
-            if not data:
-                break
-            received[i] += len(data)
-            await asyncio.sleep(1)
-        writer.close()
-
-    tasks = []
-    for i in range(SLOW_CLIENTS):
-        tasks.append(asyncio.create_task(one(i)))
-        if i % 500 == 499:
-            await asyncio.sleep(0.2)  # let the listen backlog drain
-    await asyncio.wait_for(started.wait(), 120)
-    await asyncio.sleep(5)  # everyone streaming
-    before = list(received)
-    cpu0, t0 = cpu_seconds(srv), time.monotonic()
-    rss = []
-    for _ in range(10):
-        await asyncio.sleep(1)
+    async def sample() -> None:
+        nonlocal t0, cpu0
+        if not rss:  # the CPU is counted over the sampling window only
+            cpu0, t0 = cpu_seconds(srv), time.monotonic()
         rss.append(h.rss_kib(srv))
+
+    starved = await slow_readers(
+        h.HOST, srv.port, "/static/video.mp4", SLOW_CLIENTS, hold=5, sample=sample
+    )
     cpu = (cpu_seconds(srv) - cpu0) / (time.monotonic() - t0)
-    starved = sum(1 for a, b in zip(before, received) if b <= a)
-    stop.set()
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
     return {"rss_mib": max(rss) / 1024, "cpu": cpu * 100, "starved": starved}
 
 
