@@ -255,15 +255,15 @@ impl<T> Watched<T> {
         &self.inner
     }
 
-    pub fn get_mut(&mut self) -> &mut T {
-        &mut self.inner
+    /// The inner IO, the watcher dropped (a connection going idle).
+    pub fn into_inner(self) -> T {
+        self.inner
     }
 
-    /// Frees the watcher's buffer if it holds nothing (between requests).
-    pub fn shed_buffer(&mut self) {
-        if self.framing.pending.is_empty() {
-            self.framing.pending = Vec::new();
-        }
+    /// Between requests: what a new watcher starts from (so one made when an
+    /// idle connection wakes follows it exactly as this one would have).
+    pub fn at_head(&self) -> bool {
+        self.framing.state == State::Head && self.framing.pending.is_empty()
     }
 }
 

@@ -6,8 +6,10 @@
 //! while it did nothing (bench/notes/idle13.md has the measurement). So a
 //! plain-TCP HTTP/1 connection here alternates between two phases:
 //!
-//! - **idle**: the task holds the socket with its small wrappers and awaits
-//!   readability (epoll, no buffer); no hyper state exists.
+//! - **idle**: no task, no hyper state, no tokio registration: the socket is
+//!   handed back to the caller, which parks it in the [`lot`](crate::lot) (an
+//!   entry of a few dozen bytes in one shared epoll set) until the client sends
+//!   again, and then starts the connection's task again with [`resume`].
 //! - **busy**: a hyper connection is built over the socket, first replaying any
 //!   bytes the previous busy phase had read ahead (a pipelined or partial next
 //!   request), and serves requests as hyper always does: keep-alive,
@@ -17,14 +19,16 @@
 //!   ended with `graceful_shutdown`, which hyper treats as "close now" only in
 //!   exactly that state (its `disable_keep_alive` on an idle connection: no
 //!   response is touched, no `Connection: close` is added). `into_parts` gives
-//!   back the socket and hyper's read-ahead bytes, and the connection is idle.
+//!   back the socket and hyper's read-ahead bytes; with none, the connection is
+//!   idle (bytes read ahead are never parked: the next busy phase replays them).
 //!
 //! What hyper would do across that boundary is kept: the next request head must
 //! arrive within the head timeout of the connection going quiet (hyper's
 //! `header_read_timeout` also bounds idle keep-alive time), a slowloris that
 //! trickles a head is cut by the same deadline whichever phase it spans, and a
 //! graceful shutdown ends an idle connection at once and lets a busy one finish
-//! its response (hyper's own `graceful_shutdown`).
+//! its response (hyper's own `graceful_shutdown`; the lot closes every parked
+//! connection at once).
 
 use crate::framing_watch::Watched;
 use crate::sendfile::FileSink;
@@ -58,20 +62,27 @@ pub const QUIET: Duration = Duration::from_secs(1);
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The TCP socket under a connection's IO wrappers: what an idle connection
-/// waits on.
+/// keeps.
 pub trait Socket {
     fn socket(&self) -> &TcpStream;
 
-    /// Going idle: free what a wrapper keeps between requests. A small block
-    /// allocated during a busy phase on a worker thread and kept while idle pins
-    /// a whole page of that thread's malloc arena among the freed hyper buffers
-    /// (malloc_trim cannot return a page with one live byte): measured at
-    /// ~1.8 KiB of RSS per idle connection for two blocks of ~60 bytes.
-    fn shed(&mut self) {}
+    /// Going idle: the socket alone, the wrappers dropped.
+    fn into_socket(self) -> TcpStream;
+
+    /// Whether a new set of wrappers, made when the connection wakes, would
+    /// follow the byte stream as these do (the framing watcher is between
+    /// requests).
+    fn between_requests(&self) -> bool {
+        true
+    }
 }
 
 impl Socket for TcpStream {
     fn socket(&self) -> &TcpStream {
+        self
+    }
+
+    fn into_socket(self) -> TcpStream {
         self
     }
 }
@@ -80,6 +91,14 @@ impl Socket for FileSink {
     fn socket(&self) -> &TcpStream {
         self.tcp()
     }
+
+    fn into_socket(self) -> TcpStream {
+        self.into_tcp()
+    }
+
+    fn between_requests(&self) -> bool {
+        self.is_drained()
+    }
 }
 
 impl<T: Socket> Socket for WriteTimeout<T> {
@@ -87,9 +106,12 @@ impl<T: Socket> Socket for WriteTimeout<T> {
         self.get_ref().socket()
     }
 
-    fn shed(&mut self) {
-        self.shed_timer();
-        self.get_mut().shed();
+    fn into_socket(self) -> TcpStream {
+        self.into_inner().into_socket()
+    }
+
+    fn between_requests(&self) -> bool {
+        self.get_ref().between_requests()
     }
 }
 
@@ -98,9 +120,12 @@ impl<T: Socket> Socket for Watched<T> {
         self.get_ref().socket()
     }
 
-    fn shed(&mut self) {
-        self.shed_buffer();
-        self.get_mut().shed();
+    fn into_socket(self) -> TcpStream {
+        self.into_inner().into_socket()
+    }
+
+    fn between_requests(&self) -> bool {
+        self.at_head() && self.get_ref().between_requests()
     }
 }
 
@@ -110,8 +135,8 @@ pub struct Http1 {
     /// How long a request head may take from the moment the connection was
     /// accepted or went quiet (the `header_read_timeout`).
     pub head_timeout: Duration,
-    /// Connections in their idle phase right now (the trimmer counts only the
-    /// others as load).
+    /// New connections waiting for their first bytes right now (the trimmer
+    /// counts them, and parked ones, as no load).
     pub idle: Arc<AtomicUsize>,
 }
 
@@ -156,21 +181,25 @@ async fn opening(
 pub type Http2Fallback<T, S> =
     Box<dyn FnOnce(T, S) -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send>;
 
-/// Serves one plain-TCP connection from its first byte: HTTP/1, idle phases
-/// and busy phases, until it closes; one that opens like HTTP/2 goes to
+/// A connection gone idle, for the caller to park: its socket (no longer
+/// registered with tokio) and when its next request head is due.
+pub struct Idle {
+    pub socket: std::net::TcpStream,
+    pub head_by: Instant,
+}
+
+/// Serves one plain-TCP connection from its first byte: HTTP/1 busy phases
+/// until it closes (`None`) or goes idle; one that opens like HTTP/2 goes to
 /// `maybe_http2`. `head_by` is when the first request head must have arrived.
-/// `activity` is made by the caller at accept time, on the accepting thread, for
-/// the page reason given at [`Socket::shed`]; this future is the connection's
-/// whole task, so what it holds while idle is what an idle connection costs.
 pub async fn serve<T, S, B>(
     conf: &Http1,
     activity: Arc<Activity>,
     io: T,
     service: S,
-    mut head_by: Instant,
+    head_by: Instant,
     mut stop: watch::Receiver<bool>,
     maybe_http2: Http2Fallback<T, S>,
-) -> Result<(), BoxError>
+) -> Result<Option<Idle>, BoxError>
 where
     T: Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
@@ -181,11 +210,33 @@ where
     B::Error: Into<BoxError>,
 {
     match opening(io.socket(), head_by, conf, &mut stop).await {
-        Opening::Gone => return Ok(()),
-        Opening::Http1 => {}
+        Opening::Gone => Ok(None),
+        Opening::Http1 => resume(conf, activity, io, service, head_by, stop).await,
         // Ended by hyper-util's graceful watcher, not `stop`.
-        Opening::MaybeHttp2 => return maybe_http2(io, service).await,
+        Opening::MaybeHttp2 => maybe_http2(io, service).await.map(|()| None),
     }
+}
+
+/// Serves an HTTP/1 connection that has bytes to read (its first, or those
+/// that woke it in the lot), with fresh wrappers: busy phases until it closes
+/// or goes idle. `head_by` is when the next request head is due.
+pub async fn resume<T, S, B>(
+    conf: &Http1,
+    activity: Arc<Activity>,
+    io: T,
+    service: S,
+    mut head_by: Instant,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<Idle>, BoxError>
+where
+    T: Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let stop = &mut stop;
     let mut service = Counted {
         inner: service,
@@ -193,22 +244,12 @@ where
     };
     let (mut io, mut ahead) = (io, Bytes::new());
     loop {
-        if ahead.is_empty() {
-            let _idle = IdleCount::enter(&conf.idle);
-            tokio::select! {
-                biased;
-                _ = stop.changed() => return Ok(()),
-                // hyper's header_read_timeout would end it the same way, unanswered.
-                _ = sleep_until(head_by) => return Ok(()),
-                ready = io.socket().readable() => ready?,
-            }
-        }
         let busy = BusyIo {
             ahead,
             inner: io,
             activity: Arc::clone(&activity),
         };
-        // Boxed: the idle task's own state stays a few hundred bytes.
+        // Boxed: the task's own state stays small while hyper's is not needed.
         let mut conn = Box::new(conf.builder.serve_connection(TokioIo::new(busy), service));
         let ended = busy_phase(&mut conn, &activity, head_by, stop).await?;
         let parts = conn.into_parts();
@@ -220,15 +261,40 @@ where
                 // Copied: `read_buf` is a view into hyper's whole read buffer,
                 // which would otherwise stay allocated (even when it is empty).
                 ahead = [&parts.read_buf[..], &busy.ahead[..]].concat().into();
-                io.shed();
                 head_by = at + conf.head_timeout;
+                if ahead.is_empty() {
+                    return Ok(idle(io, head_by).await);
+                }
+                // Bytes read ahead are served at once by the next busy phase.
             }
             Ended::Closed => {
                 // What hyper does at the end of a connection it closes.
                 let _ = io.shutdown().await;
-                return Ok(());
+                return Ok(None);
             }
-            Ended::HeadTimeout => return Ok(()),
+            Ended::HeadTimeout => return Ok(None),
+        }
+    }
+}
+
+/// The connection is idle: everything but its socket is dropped, and the socket
+/// leaves tokio for the caller's lot.
+async fn idle<T>(mut io: T, head_by: Instant) -> Option<Idle>
+where
+    T: Socket + AsyncWrite + Unpin,
+{
+    if !io.between_requests() {
+        // Wrappers made on waking would not follow this connection's bytes
+        // (never seen: hyper is quiet only between requests). An idle
+        // connection may be closed at any time (RFC 9112, 9.6).
+        let _ = io.shutdown().await;
+        return None;
+    }
+    match io.into_socket().into_std() {
+        Ok(socket) => Some(Idle { socket, head_by }),
+        Err(e) => {
+            tracing::debug!("idle connection closed: {e}");
+            None
         }
     }
 }

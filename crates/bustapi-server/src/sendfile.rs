@@ -198,6 +198,19 @@ impl FileSink {
         &self.tcp
     }
 
+    /// No file range is queued: nothing of a response is left to send.
+    pub fn is_drained(&self) -> bool {
+        self.queue.ranges().is_ok_and(|r| r.is_empty())
+    }
+
+    /// The socket alone (a connection going idle), never left corked.
+    pub fn into_tcp(self) -> TcpStream {
+        if self.corked {
+            sys::set_cork(self.tcp.as_raw_fd(), false);
+        }
+        self.tcp
+    }
+
     /// Like nginx's tcp_nopush: from the response head on, only full segments
     /// leave while the file streams (small partial segments cost the receiver far
     /// more per byte). Set before the head is written, so the head shares a

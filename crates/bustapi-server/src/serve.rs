@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::framing;
 use crate::framing_watch::{Conflicts, Watched};
 use crate::idle;
+use crate::lot::{Lot, Woken};
 use crate::sendfile::{self, FileSink, SendfileBody, SendfileQueue};
 use crate::trim;
 use crate::write_timeout::WriteTimeout;
@@ -22,7 +23,7 @@ use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,6 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
@@ -180,6 +182,120 @@ fn service(
     })
 }
 
+/// A connection's place among `max_connections` and its client's address: all
+/// a plain HTTP/1 connection keeps while it is parked in the lot.
+struct Slot {
+    remote: SocketAddr,
+    /// The slot frees only when the connection is gone (with this).
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn ended(self, served: Result<(), BoxError>) {
+        if let Err(e) = served {
+            tracing::debug!("connection from {} ended: {e}", self.remote);
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a new connection that opens like HTTP/2 is served.
+type Http2Route = (Arc<Builder<TokioExecutor>>, Watcher);
+
+/// What every plain-TCP HTTP/1 connection of a server shares.
+struct Lean {
+    engine: Arc<Engine>,
+    traffic: Option<Arc<Traffic>>,
+    http1: idle::Http1,
+    /// Where they wait while idle.
+    lot: Arc<Lot<Slot>>,
+}
+
+impl Lean {
+    /// Starts a plain-TCP connection's task: a new connection (`fresh` says how
+    /// to serve it if it opens like HTTP/2), or one its client woke in the lot.
+    fn start(
+        self: &Arc<Self>,
+        stream: tokio::net::TcpStream,
+        slot: Slot,
+        head_by: tokio::time::Instant,
+        stop: watch::Receiver<bool>,
+        fresh: Option<Http2Route>,
+    ) {
+        let config = &self.engine.config;
+        let write_timeout = config.write_timeout;
+        let sendfile_queue =
+            (config.sendfile && sendfile::AVAILABLE).then(|| Arc::new(SendfileQueue::default()));
+        let conflicts = Arc::new(Conflicts::default());
+        let max_head = config.max_header_bytes.max(8192);
+        // One task type per kind of IO: a task is as large as its future.
+        match sendfile_queue.clone() {
+            Some(queue) => {
+                let io = WriteTimeout::new(FileSink::new(stream, queue), write_timeout);
+                let io = Watched::new(io, max_head, Arc::clone(&conflicts));
+                self.spawn(io, sendfile_queue, conflicts, slot, head_by, stop, fresh)
+            }
+            None => {
+                let io = WriteTimeout::new(stream, write_timeout);
+                let io = Watched::new(io, max_head, Arc::clone(&conflicts));
+                self.spawn(io, None, conflicts, slot, head_by, stop, fresh)
+            }
+        }
+    }
+
+    /// A parked connection's client sent again: its task is built anew.
+    fn resume(self: &Arc<Self>, woken: Woken<Slot>, stop: watch::Receiver<bool>) {
+        match tokio::net::TcpStream::from_std(woken.socket) {
+            Ok(stream) => self.start(stream, woken.payload, woken.head_by, stop, None),
+            Err(e) => woken.payload.ended(Err(e.into())),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn<T>(
+        self: &Arc<Self>,
+        io: T,
+        sendfile_queue: Option<Arc<SendfileQueue>>,
+        conflicts: Arc<Conflicts>,
+        slot: Slot,
+        head_by: tokio::time::Instant,
+        stop: watch::Receiver<bool>,
+        fresh: Option<Http2Route>,
+    ) where
+        T: idle::Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = service(
+            Arc::clone(&self.engine),
+            self.traffic.clone(),
+            slot.remote,
+            false,
+            sendfile_queue,
+            conflicts,
+        );
+        let activity = Arc::new(idle::Activity::default());
+        let lean = Arc::clone(self);
+        tokio::spawn(async move {
+            let http1 = &lean.http1;
+            let served = match fresh {
+                Some((builder, watcher)) => {
+                    let maybe_http2: idle::Http2Fallback<_, _> = Box::new(move |io, service| {
+                        let conn = builder.serve_connection(TokioIo::new(io), service);
+                        Box::pin(watcher.watch(conn.into_owned()))
+                    });
+                    idle::serve(http1, activity, io, service, head_by, stop, maybe_http2).await
+                }
+                None => idle::resume(http1, activity, io, service, head_by, stop).await,
+            };
+            match served {
+                Ok(Some(idle)) => lean.lot.park(idle.socket, idle.head_by, slot),
+                Ok(None) => slot.ended(Ok(())),
+                Err(e) => slot.ended(Err(e)),
+            }
+        });
+    }
+}
+
 /// Lifts the soft open-files limit to the hard one: every connection is a
 /// descriptor, and the common default of 1024 is far below what one process can
 /// serve. Failure is harmless (we keep the limit we have).
@@ -224,9 +340,11 @@ pub async fn serve(
     // Idle connections hold no buffers: only the others count as load, so the
     // freed memory is trimmed when many go idle as well as when they close.
     let idle_connections = Arc::new(AtomicUsize::new(0));
+    let (lot, lot_driver) = Lot::new()?;
     let busy_connections = {
         let idle = Arc::clone(&idle_connections);
-        move || open_connections().saturating_sub(idle.load(Ordering::Relaxed))
+        let lot = Arc::clone(&lot);
+        move || open_connections().saturating_sub(idle.load(Ordering::Relaxed) + lot.parked())
     };
     let trimmer = tokio::spawn(trim::after_load_falls(busy_connections));
     if engine.config.tls.is_some() {
@@ -238,16 +356,28 @@ pub async fn serve(
     // through (hyper grows its read buffer past the limit before checking it);
     // hyper-util's auto builder has no such setting.
     http1_options!(http1_builder, engine).max_header_size(engine.config.max_header_bytes);
-    let http1 = Arc::new(idle::Http1 {
-        builder: http1_builder,
-        head_timeout: engine.config.header_read_timeout,
-        idle: idle_connections,
+    let lean = Arc::new(Lean {
+        engine: Arc::clone(&engine),
+        traffic: traffic.clone(),
+        http1: idle::Http1 {
+            builder: http1_builder,
+            head_timeout: engine.config.header_read_timeout,
+            idle: idle_connections,
+        },
+        lot,
     });
     // HTTP/2 and TLS connections are hyper-util's and end through its graceful
-    // watcher; lean HTTP/1 connections watch `stop_lean` and hold a receiver
-    // until they are gone.
+    // watcher; lean HTTP/1 connections (and the lot's driver) watch `stop_lean`
+    // and hold a receiver until they are gone.
     let graceful = GracefulShutdown::new();
     let (stop_lean, _) = watch::channel(false);
+    tokio::spawn({
+        let lot = Arc::clone(&lean.lot);
+        let lean = Arc::clone(&lean);
+        lot_driver.run(lot, stop_lean.subscribe(), move |woken, stop| {
+            lean.resume(woken, stop.clone());
+        })
+    });
     tokio::pin!(shutdown);
     loop {
         // Past max_connections, stop accepting: further clients wait in the
@@ -268,74 +398,38 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let tls = engine.config.tls.clone().map(TlsAcceptor::from);
-        let write_timeout = engine.config.write_timeout;
-        let handshake_timeout = engine.config.header_read_timeout;
-        // Plain TCP gets the zero-copy file path; TLS must encrypt in user space.
-        let sendfile_queue = (tls.is_none() && engine.config.sendfile && sendfile::AVAILABLE)
-            .then(|| Arc::new(SendfileQueue::default()));
-        let conflicts = Arc::new(Conflicts::default());
-        let max_head = engine.config.max_header_bytes.max(8192);
-        let service = service(
-            Arc::clone(&engine),
-            traffic.clone(),
+        let slot = Slot {
             remote,
-            tls.is_some(),
-            sendfile_queue.clone(),
-            Arc::clone(&conflicts),
-        );
-        let builder = Arc::clone(&builder);
-        let http1 = Arc::clone(&http1);
-        let watcher = graceful.watcher();
-        let stop = stop_lean.subscribe();
-        let activity = Arc::new(idle::Activity::default());
-        // A request head (or the TLS handshake) is due within the head timeout.
-        let head_by = tokio::time::Instant::now() + handshake_timeout;
-        let ended = move |served: Result<(), Box<dyn std::error::Error + Send + Sync>>| {
-            if let Err(e) = served {
-                tracing::debug!("connection from {remote} ended: {e}");
-            }
-            drop(permit); // the slot frees only when the connection is gone
+            _permit: permit,
         };
-        // One task type per kind of connection: a task is as large as its
-        // future, and a plain HTTP/1 connection's should be only what its idle
-        // phase holds (~1 KiB), not also the other kinds' state.
-        match (tls, sendfile_queue) {
-            (None, Some(sendfile_queue)) => {
-                let io = WriteTimeout::new(FileSink::new(stream, sendfile_queue), write_timeout);
-                let io = Watched::new(io, max_head, conflicts);
-                let maybe_http2: idle::Http2Fallback<_, _> = Box::new(move |io, service| {
-                    let conn = builder.serve_connection(TokioIo::new(io), service);
-                    Box::pin(watcher.watch(conn.into_owned()))
-                });
-                tokio::spawn(async move {
-                    ended(
-                        idle::serve(&http1, activity, io, service, head_by, stop, maybe_http2)
-                            .await,
-                    )
-                });
-            }
-            (None, None) => {
-                let io = Watched::new(
-                    WriteTimeout::new(stream, write_timeout),
-                    max_head,
-                    conflicts,
-                );
-                let maybe_http2: idle::Http2Fallback<_, _> = Box::new(move |io, service| {
-                    let conn = builder.serve_connection(TokioIo::new(io), service);
-                    Box::pin(watcher.watch(conn.into_owned()))
-                });
-                tokio::spawn(async move {
-                    ended(
-                        idle::serve(&http1, activity, io, service, head_by, stop, maybe_http2)
-                            .await,
-                    )
-                });
-            }
+        // A request head (or the TLS handshake) is due within the head timeout.
+        let head_by = tokio::time::Instant::now() + engine.config.header_read_timeout;
+        match engine.config.tls.clone() {
+            None => lean.start(
+                stream,
+                slot,
+                head_by,
+                stop_lean.subscribe(),
+                Some((Arc::clone(&builder), graceful.watcher())),
+            ),
             // The handshake is bounded like a request head: a client that opens a
             // socket and never completes TLS is a slowloris too.
-            (Some(acceptor), _) => {
-                drop((stop, activity, http1));
+            Some(tls) => {
+                let acceptor = TlsAcceptor::from(tls);
+                let write_timeout = engine.config.write_timeout;
+                let handshake_timeout = engine.config.header_read_timeout;
+                let max_head = engine.config.max_header_bytes.max(8192);
+                let conflicts = Arc::new(Conflicts::default());
+                let service = service(
+                    Arc::clone(&engine),
+                    traffic.clone(),
+                    remote,
+                    true,
+                    None,
+                    Arc::clone(&conflicts),
+                );
+                let builder = Arc::clone(&builder);
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let io = WriteTimeout::new(stream, write_timeout);
                     let served =
@@ -349,7 +443,7 @@ pub async fn serve(
                             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
                             Err(_) => Err("TLS handshake timed out".into()),
                         };
-                    ended(served)
+                    slot.ended(served)
                 });
             }
         }

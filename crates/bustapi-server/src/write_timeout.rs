@@ -40,15 +40,9 @@ impl<T> WriteTimeout<T> {
         &self.inner
     }
 
-    pub fn get_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-
-    /// Frees the timer while no write is blocked (an idle connection).
-    pub fn shed_timer(&mut self) {
-        if !self.armed {
-            self.deadline = None;
-        }
+    /// The inner IO, the timer dropped (a connection going idle).
+    pub fn into_inner(self) -> T {
+        self.inner
     }
 
     /// Called when the inner write is pending: arms the deadline, or reports that
