@@ -13,7 +13,8 @@
 //!   request), and serves requests as hyper always does: keep-alive,
 //!   pipelining, the head timeout. Once it has served at least one request and
 //!   then been [`QUIET`] (no response in flight, nothing unsent, hyper waiting
-//!   for the client's next bytes, no new request for a whole period), it is
+//!   for the client's next bytes, no new request for a whole period; at once
+//!   when a file body it handed over is still owed, see owed.rs), it is
 //!   ended with `graceful_shutdown`, which hyper treats as "close now" only in
 //!   exactly that state (its `disable_keep_alive` on an idle connection: no
 //!   response is touched, no `Connection: close` is added). `into_parts` gives
@@ -27,6 +28,7 @@
 //! its response (hyper's own `graceful_shutdown`).
 
 use crate::framing_watch::Watched;
+use crate::owed::{self, Owing};
 use crate::sendfile::FileSink;
 use crate::write_timeout::WriteTimeout;
 use bytes::{Buf, Bytes};
@@ -172,7 +174,7 @@ pub async fn serve<T, S, B>(
     maybe_http2: Http2Fallback<T, S>,
 ) -> Result<(), BoxError>
 where
-    T: Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Socket + Owing + AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -215,15 +217,22 @@ where
         let busy = parts.io.into_inner();
         io = busy.inner;
         service = parts.service;
+        // Copied: `read_buf` is a view into hyper's whole read buffer, which
+        // would otherwise stay allocated (even when it is empty), also while
+        // owed file bytes go out below.
+        let read_ahead = [&parts.read_buf[..], &busy.ahead[..]].concat();
+        drop((parts.read_buf, busy.ahead));
         match ended {
             Ended::Quiet(at) => {
-                // Copied: `read_buf` is a view into hyper's whole read buffer,
-                // which would otherwise stay allocated (even when it is empty).
-                ahead = [&parts.read_buf[..], &busy.ahead[..]].concat().into();
+                ahead = read_ahead.into();
+                io.shed();
+                // Quiet for real once the file bytes it still owed are sent.
+                let at = owed::send(&mut io).await?.unwrap_or(at);
                 io.shed();
                 head_by = at + conf.head_timeout;
             }
             Ended::Closed => {
+                owed::send(&mut io).await?;
                 // What hyper does at the end of a connection it closes.
                 let _ = io.shutdown().await;
                 return Ok(());
@@ -294,6 +303,12 @@ where
         if stopping || quiet_at.is_some() || dispatched == start {
             return Poll::Pending;
         }
+        if activity.quiet() && activity.owes.load(Ordering::Acquire) {
+            // Only owed file bytes are left: sent without hyper (owed.rs).
+            quiet_at = Some(Instant::now());
+            Pin::new(&mut *conn).graceful_shutdown();
+            continue;
+        }
         match &mut quiet_timer {
             None if activity.quiet() => {
                 let timer = Box::pin(sleep_until(Instant::now() + QUIET));
@@ -335,6 +350,8 @@ pub struct Activity {
     read_waiting: AtomicBool,
     /// hyper's last write or flush could not complete: bytes wait on the client.
     write_blocked: AtomicBool,
+    /// The IO owes file bytes of a body hyper has finished (owed.rs).
+    owes: AtomicBool,
 }
 
 impl Activity {
@@ -374,16 +391,23 @@ struct BusyIo<T> {
     activity: Arc<Activity>,
 }
 
-impl<T> BusyIo<T> {
+impl<T: Owing> BusyIo<T> {
     fn note_write<R>(&self, polled: Poll<R>) -> Poll<R> {
         self.activity
             .write_blocked
             .store(polled.is_pending(), Ordering::Release);
+        self.note_owed();
         polled
+    }
+
+    fn note_owed(&self) {
+        self.activity
+            .owes
+            .store(self.inner.owes(), Ordering::Release);
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for BusyIo<T> {
+impl<T: AsyncRead + Owing + Unpin> AsyncRead for BusyIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -400,11 +424,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for BusyIo<T> {
         this.activity
             .read_waiting
             .store(polled.is_pending(), Ordering::Release);
+        this.note_owed();
         polled
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for BusyIo<T> {
+impl<T: AsyncWrite + Owing + Unpin> AsyncWrite for BusyIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

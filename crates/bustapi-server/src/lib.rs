@@ -41,6 +41,7 @@ pub mod framing;
 pub mod framing_watch;
 pub mod idle;
 pub mod listing;
+pub mod owed;
 pub mod page_cache;
 pub mod redirect;
 pub mod request_body;
