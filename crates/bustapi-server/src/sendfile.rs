@@ -1325,6 +1325,46 @@ mod tests {
         assert_eq!(&got[content.len()..], next);
     }
 
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn a_write_behind_owed_bytes_that_flow_is_not_timed_out() {
+        // The pipelined head waits far longer than the write timeout, but owed
+        // bytes keep going out meanwhile: progress, so no timeout.
+        use crate::write_timeout::WriteTimeout;
+        let (mut sink, mut client, content) = sink_with_takeover(24).await;
+        for _ in 0..24 {
+            let n = sink
+                .write_vectored(&[IoSlice::new(&marker()[..MARKER_LEN])])
+                .await
+                .unwrap();
+            assert_eq!(n, MARKER_LEN);
+        }
+        let limit = std::time::Duration::from_millis(300);
+        let mut guarded = WriteTimeout::new(sink, limit);
+        let next = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let reader = tokio::spawn(async move {
+            // ~24 MiB at 64 KiB per 5 ms: about two seconds, many limits.
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while got.len() < content.len() + next.len() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            (got, content)
+        });
+        let started = std::time::Instant::now();
+        guarded.write_all(next).await.unwrap();
+        assert!(
+            started.elapsed() > limit,
+            "the head really waited behind the file"
+        );
+        let (got, content) = reader.await.unwrap();
+        assert!(got[..content.len()] == content[..]);
+        assert_eq!(&got[content.len()..], next);
+    }
+
     #[tokio::test]
     async fn a_copied_placeholder_of_a_takeover_range_is_still_refused() {
         let (mut sink, _client, _) = sink_with_takeover(1).await;
