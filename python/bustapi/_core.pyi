@@ -22,6 +22,7 @@ __all__ = [
     "page_cache_warmed_bytes",
     "sendfile_available",
     "sendfile_bytes",
+    "taken_over_bytes",
 ]
 
 __version__: str
@@ -32,6 +33,9 @@ def sendfile_bytes() -> int:
 
 def bounce_bytes() -> int:
     """File bytes written through the IO threads' bounce buffer (bodies of <= 1 MiB)."""
+
+def taken_over_bytes() -> int:
+    """File bytes of large bodies handed over by hyper to the sendfile sink (owed)."""
 
 def page_cache_warmed_bytes() -> int:
     """File bytes read into the page cache off the IO threads before a sendfile."""

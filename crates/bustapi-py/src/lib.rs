@@ -40,6 +40,14 @@ fn bounce_bytes() -> u64 {
     bustapi_server::sendfile::bytes_bounced()
 }
 
+/// File bytes of large bodies that hyper handed over to the connection's
+/// sendfile sink (which sends them after hyper has finished the response):
+/// tests read it to see the takeover really happened.
+#[pyfunction]
+fn taken_over_bytes() -> u64 {
+    bustapi_server::sendfile::bytes_taken_over()
+}
+
 /// File bytes read into the page cache on the blocking pool because a range
 /// about to go out with sendfile(2) was not cached (so no IO thread waited for
 /// the disk): tests read it to see cold files take that path.
@@ -64,6 +72,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sendfile_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(page_cache_warmed_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(bounce_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(taken_over_bytes, m)?)?;
     m.add("sendfile_available", bustapi_server::sendfile::AVAILABLE)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

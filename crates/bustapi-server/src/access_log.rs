@@ -3,7 +3,10 @@
 //!
 //! A line is written when the body finishes *or is dropped*, so it reports the
 //! bytes actually handed to the connection: a client that leaves mid-video shows
-//! up with the bytes it really got, marked `aborted`.
+//! up with the bytes it really got, marked `aborted`. A large file body that
+//! the connection's sendfile sink takes over (owed.rs) ends, for hyper and so
+//! for this log, once all its bytes are handed to the kernel or owed: like
+//! nginx, which logs when the last byte is handed over, not when it is read.
 //!
 //! Only a terminal gets the live line and the escape codes that draw it; a log
 //! redirected to a file or a pipe holds plain lines.

@@ -255,6 +255,18 @@ impl<T> Watched<T> {
         &self.inner
     }
 
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Frees the watcher's buffer if it holds nothing (between requests: a
+    /// connection sending owed file bytes for minutes needs none).
+    pub fn shed_buffer(&mut self) {
+        if self.framing.pending.is_empty() {
+            self.framing.pending = Vec::new();
+        }
+    }
+
     /// The inner IO, the watcher dropped (a connection going idle).
     pub fn into_inner(self) -> T {
         self.inner

@@ -15,7 +15,8 @@
 //!   request), and serves requests as hyper always does: keep-alive,
 //!   pipelining, the head timeout. Once it has served at least one request and
 //!   then been [`QUIET`] (no response in flight, nothing unsent, hyper waiting
-//!   for the client's next bytes, no new request for a whole period), it is
+//!   for the client's next bytes, no new request for a whole period; at once
+//!   when a file body it handed over is still owed, see owed.rs), it is
 //!   ended with `graceful_shutdown`, which hyper treats as "close now" only in
 //!   exactly that state (its `disable_keep_alive` on an idle connection: no
 //!   response is touched, no `Connection: close` is added). `into_parts` gives
@@ -31,6 +32,7 @@
 //! connection at once).
 
 use crate::framing_watch::Watched;
+use crate::owed::{self, Owing};
 use crate::sendfile::FileSink;
 use crate::write_timeout::WriteTimeout;
 use bytes::{Buf, Bytes};
@@ -75,6 +77,12 @@ pub trait Socket {
     fn between_requests(&self) -> bool {
         true
     }
+
+    /// Before owed file bytes go out (for as long as a slow client takes):
+    /// free what a wrapper keeps between requests. A small block allocated
+    /// during a busy phase and kept pins a whole page of the freed hyper
+    /// buffers around it (malloc_trim cannot return a page with one live byte).
+    fn shed(&mut self) {}
 }
 
 impl Socket for TcpStream {
@@ -113,6 +121,11 @@ impl<T: Socket> Socket for WriteTimeout<T> {
     fn between_requests(&self) -> bool {
         self.get_ref().between_requests()
     }
+
+    fn shed(&mut self) {
+        self.shed_timer();
+        self.get_mut().shed();
+    }
 }
 
 impl<T: Socket> Socket for Watched<T> {
@@ -126,6 +139,11 @@ impl<T: Socket> Socket for Watched<T> {
 
     fn between_requests(&self) -> bool {
         self.at_head() && self.get_ref().between_requests()
+    }
+
+    fn shed(&mut self) {
+        self.shed_buffer();
+        self.get_mut().shed();
     }
 }
 
@@ -201,7 +219,7 @@ pub async fn serve<T, S, B>(
     maybe_http2: Http2Fallback<T, S>,
 ) -> Result<Option<Idle>, BoxError>
 where
-    T: Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Socket + Owing + AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -229,7 +247,7 @@ pub async fn resume<T, S, B>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<Idle>, BoxError>
 where
-    T: Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Socket + Owing + AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Unpin + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -256,11 +274,18 @@ where
         let busy = parts.io.into_inner();
         io = busy.inner;
         service = parts.service;
+        // Copied: `read_buf` is a view into hyper's whole read buffer, which
+        // would otherwise stay allocated (even when it is empty), also while
+        // owed file bytes go out below.
+        let read_ahead = [&parts.read_buf[..], &busy.ahead[..]].concat();
+        drop((parts.read_buf, busy.ahead));
         match ended {
             Ended::Quiet(at) => {
-                // Copied: `read_buf` is a view into hyper's whole read buffer,
-                // which would otherwise stay allocated (even when it is empty).
-                ahead = [&parts.read_buf[..], &busy.ahead[..]].concat().into();
+                ahead = read_ahead.into();
+                io.shed();
+                // Quiet for real once the file bytes it still owed are sent.
+                let at = owed::send(&mut io).await?.unwrap_or(at);
+                io.shed();
                 head_by = at + conf.head_timeout;
                 if ahead.is_empty() {
                     return Ok(idle(io, head_by).await);
@@ -268,6 +293,7 @@ where
                 // Bytes read ahead are served at once by the next busy phase.
             }
             Ended::Closed => {
+                owed::send(&mut io).await?;
                 // What hyper does at the end of a connection it closes.
                 let _ = io.shutdown().await;
                 return Ok(None);
@@ -360,6 +386,12 @@ where
         if stopping || quiet_at.is_some() || dispatched == start {
             return Poll::Pending;
         }
+        if activity.quiet() && activity.owes.load(Ordering::Acquire) {
+            // Only owed file bytes are left: sent without hyper (owed.rs).
+            quiet_at = Some(Instant::now());
+            Pin::new(&mut *conn).graceful_shutdown();
+            continue;
+        }
         match &mut quiet_timer {
             None if activity.quiet() => {
                 let timer = Box::pin(sleep_until(Instant::now() + QUIET));
@@ -401,6 +433,8 @@ pub struct Activity {
     read_waiting: AtomicBool,
     /// hyper's last write or flush could not complete: bytes wait on the client.
     write_blocked: AtomicBool,
+    /// The IO owes file bytes of a body hyper has finished (owed.rs).
+    owes: AtomicBool,
 }
 
 impl Activity {
@@ -440,16 +474,23 @@ struct BusyIo<T> {
     activity: Arc<Activity>,
 }
 
-impl<T> BusyIo<T> {
+impl<T: Owing> BusyIo<T> {
     fn note_write<R>(&self, polled: Poll<R>) -> Poll<R> {
         self.activity
             .write_blocked
             .store(polled.is_pending(), Ordering::Release);
+        self.note_owed();
         polled
+    }
+
+    fn note_owed(&self) {
+        self.activity
+            .owes
+            .store(self.inner.owes(), Ordering::Release);
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for BusyIo<T> {
+impl<T: AsyncRead + Owing + Unpin> AsyncRead for BusyIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -466,11 +507,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for BusyIo<T> {
         this.activity
             .read_waiting
             .store(polled.is_pending(), Ordering::Release);
+        this.note_owed();
         polled
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for BusyIo<T> {
+impl<T: AsyncWrite + Owing + Unpin> AsyncWrite for BusyIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

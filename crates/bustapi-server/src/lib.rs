@@ -42,6 +42,7 @@ pub mod framing_watch;
 pub mod idle;
 pub mod listing;
 pub mod lot;
+pub mod owed;
 pub mod page_cache;
 pub mod redirect;
 pub mod request_body;

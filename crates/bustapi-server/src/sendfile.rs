@@ -28,6 +28,21 @@
 //!   shorter copied frame, after the fact).
 //! - The per-connection queue is bounded ([`MAX_QUEUED_RANGES`]).
 //!
+//! **Takeover** (owed bytes). A large unpaced body (one range above
+//! [`BOUNCE_MAX`]) would otherwise keep hyper's connection, with its buffers,
+//! alive for as long as a slow client takes to read it (hours for a video at
+//! 4 KiB/s). So when hyper writes such a range's placeholder, the sink sends what
+//! the socket takes now and accepts the rest as *owed*: it reports the whole
+//! frame written, consecutive frames of the same file extend one owed range, and
+//! hyper sees the body end and goes quiet. The owed bytes then keep flowing
+//! whenever hyper polls the sink (reads included), and once hyper is quiet the
+//! connection drops hyper and sends them in a lean loop (owed.rs). The checks
+//! above hold unchanged, because an owed range has left the queue only by
+//! matching a placeholder exactly: a copied placeholder still leaves its range
+//! queued (caught by the canary or at the flush). Nothing overtakes owed bytes:
+//! any write that does not extend them (a pipelined response's head, another
+//! file's placeholder) and the shutdown wait until they are sent.
+//!
 //! Each failure is logged at error level and fails the write or the body, so
 //! hyper closes the connection: the client sees a cut, never silent zeros.
 //! This path is used only for HTTP/1.x over plain TCP on Linux ([`AVAILABLE`]);
@@ -87,6 +102,7 @@ pub const MAX_QUEUED_RANGES: usize = 16;
 
 static SENT: AtomicU64 = AtomicU64::new(0);
 static BOUNCED: AtomicU64 = AtomicU64::new(0);
+static TAKEN_OVER: AtomicU64 = AtomicU64::new(0);
 
 /// File bytes this process has sent with `sendfile(2)` since it started (tests
 /// read it to prove the zero-copy path really carried a response).
@@ -98,6 +114,12 @@ pub fn bytes_sent() -> u64 {
 /// at most [`BOUNCE_MAX`] on the placeholder path).
 pub fn bytes_bounced() -> u64 {
     BOUNCED.load(Ordering::Relaxed)
+}
+
+/// File bytes this process has taken over from hyper (accepted as written and
+/// owed, see the module docs); they are counted in [`bytes_sent`] as they go.
+pub fn bytes_taken_over() -> u64 {
+    TAKEN_OVER.load(Ordering::Relaxed)
 }
 
 /// The placeholder buffer. Allocated zeroed; only the canary at its start is
@@ -144,6 +166,17 @@ fn copied(why: &str) -> io::Error {
     )
 }
 
+/// The error for a file that has nothing left where its response still needs
+/// bytes; the connection is aborted, so say why (the client only sees a cut).
+fn shrank(offset: u64) -> io::Error {
+    let e = io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("file shrank while streaming: nothing left at offset {offset}"),
+    );
+    tracing::warn!("file response aborted: {e}");
+    e
+}
+
 /// A file range behind one placeholder frame: `len` bytes at `offset`, of
 /// which `done` have been sent.
 struct QueuedRange {
@@ -155,6 +188,22 @@ struct QueuedRange {
     more: bool,
     /// Written from the bounce buffer rather than with sendfile.
     bounce: bool,
+    /// Taken over by the sink when hyper writes its placeholder (see the
+    /// module docs): an unpaced single range above [`BOUNCE_MAX`].
+    takeover: bool,
+}
+
+/// File bytes the sink accepted from hyper as written and still has to send.
+struct Owed {
+    file: Arc<File>,
+    /// Next byte to send, and how many are left.
+    offset: u64,
+    len: u64,
+    /// Bytes from `offset` known to be in the page cache (checked or read a
+    /// [`MARKER_LEN`] at a time, as the body checks its frames).
+    resident: u64,
+    /// A cold stretch being read into the page cache on the blocking pool.
+    warming: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
 
 /// The per-connection queue of file ranges behind placeholder frames, in the
@@ -182,6 +231,12 @@ pub struct FileSink {
     /// The last range sent has more of its body's ranges behind it: a flush
     /// between its frames keeps the cork, so segments stay full.
     more: bool,
+    /// Owed bytes went out since [`FileSink::take_progress`] was last asked.
+    progress: bool,
+    /// File bytes taken over from hyper. Inline, not boxed: a block allocated
+    /// while hyper's buffers are live and kept after they are freed pins a page
+    /// of the worker thread's malloc arena per connection (bench/notes/owed13.md).
+    owed: Option<Owed>,
 }
 
 impl FileSink {
@@ -191,6 +246,8 @@ impl FileSink {
             queue,
             corked: false,
             more: false,
+            progress: false,
+            owed: None,
         }
     }
 
@@ -286,14 +343,7 @@ impl FileSink {
                     }
                     return Poll::Ready(Ok(w));
                 }
-                Ok(None) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("file shrank while streaming: nothing left at offset {start}"),
-                    );
-                    tracing::warn!("file response aborted: {e}");
-                    return Poll::Ready(Err(e));
-                }
+                Ok(None) => return Poll::Ready(Err(shrank(start))),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -318,6 +368,18 @@ impl FileSink {
                 "placeholder frame out of step with its file range",
             )));
         }
+        if queued.takeover {
+            let start = queued.offset + queued.done as u64;
+            // Cloned only for a new owed range: following frames extend it.
+            let file = self.owed.is_none().then(|| Arc::clone(&queued.file));
+            queued.done += len;
+            if queued.done == queued.len {
+                self.more = queued.more;
+                ranges.pop_front();
+            }
+            drop(ranges);
+            return self.poll_take_over(cx, file, start, len);
+        }
         // A bounced write is one contiguous buffer: its segments are full
         // without the cork.
         if !queued.bounce {
@@ -337,15 +399,7 @@ impl FileSink {
                 }
             });
             match sent {
-                Ok(0) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("file shrank while streaming: nothing left at offset {start}"),
-                    );
-                    // The connection is aborted; say why, the client only sees a cut.
-                    tracing::warn!("file response aborted: {e}");
-                    return Poll::Ready(Err(e));
-                }
+                Ok(0) => return Poll::Ready(Err(shrank(start))),
                 Ok(n) => {
                     let counter = if bounce { &BOUNCED } else { &SENT };
                     counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -360,6 +414,149 @@ impl FileSink {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+impl FileSink {
+    /// Accepts `len` file bytes at `start` (a placeholder frame that matched
+    /// its takeover range) as owed: extends what is owed when they follow on,
+    /// else owes them afresh and sends what the socket takes now.
+    fn poll_take_over(
+        &mut self,
+        cx: &mut Context<'_>,
+        file: Option<Arc<File>>,
+        start: u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        TAKEN_OVER.fetch_add(len as u64, Ordering::Relaxed);
+        if let Some(owed) = self.owed.as_mut() {
+            // `poll_owed_first` lets a frame through while bytes are owed only
+            // if it follows on from them.
+            owed.len += len as u64;
+            return Poll::Ready(Ok(len));
+        }
+        let Some(file) = file else {
+            return Poll::Ready(Err(io::Error::other("takeover without its file")));
+        };
+        self.cork();
+        self.owed = Some(Owed {
+            file,
+            offset: start,
+            len: len as u64,
+            resident: 0,
+            warming: None,
+        });
+        if let Poll::Ready(Err(e)) = self.poll_send_owed(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(len))
+    }
+
+    /// Whether file bytes taken over from hyper are still to be sent.
+    pub fn owes(&self) -> bool {
+        self.owed.is_some()
+    }
+
+    /// Whether owed bytes went out since the last call (inside a write that
+    /// still had to wait for the rest: progress the write timeout must see).
+    pub fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progress)
+    }
+
+    /// Sends owed bytes once: `true` when some went out, `false` when none are
+    /// owed (any more), `Pending` while the socket is full (woken when it
+    /// drains) or a cold stretch is being read into the page cache on the
+    /// blocking pool (an IO thread never waits for the disk).
+    pub fn poll_send_owed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let FileSink {
+            tcp,
+            owed: owed_slot,
+            corked,
+            more,
+            progress,
+            ..
+        } = self;
+        let Some(owed) = owed_slot.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        while owed.resident == 0 {
+            let stretch = owed.len.min(MARKER_LEN as u64);
+            if let Some(task) = &mut owed.warming {
+                let warmed = ready!(Pin::new(task).poll(cx));
+                owed.warming = None;
+                warmed
+                    .unwrap_or_else(|e| Err(io::Error::other(format!("page-cache read: {e}"))))?;
+                owed.resident = stretch;
+            } else if page_cache::resident(&owed.file, owed.offset, stretch) {
+                owed.resident = stretch;
+            } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (file, start) = (Arc::clone(&owed.file), owed.offset);
+                owed.warming = Some(
+                    runtime
+                        .spawn_blocking(move || page_cache::warm(&file, start, stretch as usize)),
+                );
+            } else {
+                owed.resident = stretch;
+            }
+        }
+        let (socket, file) = (tcp.as_raw_fd(), owed.file.as_raw_fd());
+        let (start, len) = (owed.offset, owed.resident as usize);
+        loop {
+            ready!(tcp.poll_write_ready(cx))?;
+            match tcp.try_io(Interest::WRITABLE, || {
+                sys::sendfile(socket, file, start, len)
+            }) {
+                Ok(0) => return Poll::Ready(Err(shrank(start))),
+                Ok(n) => {
+                    SENT.fetch_add(n as u64, Ordering::Relaxed);
+                    *progress = true;
+                    owed.offset += n as u64;
+                    owed.len -= n as u64;
+                    owed.resident -= n as u64;
+                    if owed.len == 0 {
+                        *owed_slot = None;
+                        if *corked && !*more {
+                            // The tail of the response leaves now.
+                            sys::set_cork(socket, false);
+                            *corked = false;
+                        }
+                    }
+                    return Poll::Ready(Ok(true));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Ready once nothing is owed.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while ready!(self.poll_send_owed(cx))? {}
+        Poll::Ready(Ok(()))
+    }
+
+    /// Ready when a write starting with `first` may go ahead: nothing is owed,
+    /// or `first` is the placeholder of the takeover range that follows on
+    /// from what is owed (it extends it). Anything else waits until the owed
+    /// bytes are sent, so that it cannot overtake them.
+    fn poll_owed_first(&mut self, cx: &mut Context<'_>, first: &[u8]) -> Poll<io::Result<()>> {
+        let Some(owed) = self.owed.as_ref() else {
+            return Poll::Ready(Ok(()));
+        };
+        let follows_on = marker_offset(first).is_some_and(|at| {
+            self.queue.ranges().is_ok_and(|ranges| {
+                ranges.front().is_some_and(|q| {
+                    q.takeover
+                        && at == q.done
+                        && Arc::ptr_eq(&q.file, &owed.file)
+                        && q.offset + q.done as u64 == owed.offset + owed.len
+                })
+            })
+        });
+        if follows_on {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_drain(cx)
     }
 }
 
@@ -493,7 +690,15 @@ impl AsyncRead for FileSink {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+        let this = self.get_mut();
+        // hyper reads between and after responses: owed bytes keep flowing
+        // while it lives (and the task is woken when the socket drains).
+        if this.owed.is_some() {
+            if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Pin::new(&mut this.tcp).poll_read(cx, buf)
     }
 }
 
@@ -504,6 +709,7 @@ impl AsyncWrite for FileSink {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        ready!(this.poll_owed_first(cx, buf))?;
         if let Some(at) = marker_offset(buf) {
             return this.poll_sendfile(cx, at, buf.len());
         }
@@ -522,6 +728,7 @@ impl AsyncWrite for FileSink {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        ready!(this.poll_owed_first(cx, bufs.first().map_or(&[][..], |b| &b[..])))?;
         // Ordinary bytes up to the first placeholder go out with writev; a
         // placeholder at the front goes out with sendfile.
         let ordinary = match bufs.iter().position(|b| marker_offset(b).is_some()) {
@@ -554,7 +761,10 @@ impl AsyncWrite for FileSink {
                 "{unsent} file range(s) still queued when the connection was flushed"
             ))));
         }
-        if this.corked && !this.more {
+        // Owed bytes are not unsent placeholders: they were taken over (the
+        // check above still catches any placeholder that was not), and they
+        // uncork the socket themselves once sent.
+        if this.corked && !this.more && this.owed.is_none() {
             // End of the response's file bytes: let the tail go out now.
             sys::set_cork(this.tcp.as_raw_fd(), false);
             this.corked = false;
@@ -563,7 +773,10 @@ impl AsyncWrite for FileSink {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+        let this = self.get_mut();
+        // The end of the stream comes after every owed byte.
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
     }
 }
 
@@ -587,6 +800,9 @@ pub struct SendfileBody {
     /// The whole body is at most [`BOUNCE_MAX`]: its ranges go through the
     /// bounce buffer.
     bounce: bool,
+    /// The sink takes the range over (see the module docs): its frames are not
+    /// warmed here, the sink warms what it owes as it sends it.
+    takeover: bool,
 }
 
 impl SendfileBody {
@@ -599,15 +815,20 @@ impl SendfileBody {
         if body.remaining() < SENDFILE_MIN {
             return None;
         }
+        let pieces: VecDeque<Piece> = body.plan().pieces().collect();
+        // One range and nothing else: multipart framing between ranges would
+        // have to wait for the owed bytes anyway.
+        let single_range = matches!(pieces.front(), Some(Piece::Range(_))) && pieces.len() == 1;
         Some(SendfileBody {
             file: Arc::clone(file),
-            pieces: body.plan().pieces().collect(),
+            pieces,
             remaining: body.remaining(),
             queue: Arc::clone(queue),
             warming: None,
             resident_from: None,
             pacer: body.rate().map(Pacer::new),
             bounce: (BOUNCE_MIN..=BOUNCE_MAX).contains(&body.remaining()),
+            takeover: single_range && body.rate().is_none() && body.remaining() > BOUNCE_MAX,
         })
     }
 }
@@ -662,7 +883,7 @@ impl http_body::Body for SendfileBody {
             .map_or(MARKER_LEN, |p| p.frame_limit().clamp(1, MARKER_LEN));
         // The range's pages first (before the pacer counts it as sent, so a
         // cold read that returns Pending is not counted twice).
-        if let Some(Piece::Range(r)) = this.pieces.front() {
+        if let (Some(Piece::Range(r)), false) = (this.pieces.front(), this.takeover) {
             let n = r.len().min(limit as u64) as usize;
             if let Err(e) = ready!(poll_resident(
                 &this.file,
@@ -704,6 +925,7 @@ impl http_body::Body for SendfileBody {
                     done: 0,
                     more: this.pieces.iter().any(|s| matches!(s, Piece::Range(_))),
                     bounce: this.bounce,
+                    takeover: this.takeover,
                 };
                 match this.queue.ranges() {
                     Ok(ranges) if ranges.len() >= MAX_QUEUED_RANGES => {
@@ -770,6 +992,7 @@ mod tests {
             resident_from: None,
             pacer: None,
             bounce: false,
+            takeover: false,
         }
     }
 
@@ -783,27 +1006,40 @@ mod tests {
     /// Serves one file response through hyper over a FileSink and returns what
     /// the client received before the connection closed.
     async fn serve_through_hyper(writev: bool, content_len: usize) -> (Vec<u8>, Vec<u8>) {
-        let (file, content) = nonzero_file(&format!("hyper-{writev}"), content_len);
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let (received, content, _) = hyper_exchange(writev, false, content_len, request).await;
+        (received, content)
+    }
+
+    /// Sends `request` to hyper serving a file body of `content_len` bytes
+    /// (taken over by the sink if `takeover`) over a FileSink; returns what the
+    /// client received until the connection closed, the file, and how the
+    /// connection ended.
+    async fn hyper_exchange(
+        writev: bool,
+        takeover: bool,
+        content_len: usize,
+        request: &[u8],
+    ) -> (Vec<u8>, Vec<u8>, Result<(), hyper::Error>) {
+        let (file, content) = nonzero_file(&format!("hyper-{writev}-{takeover}"), content_len);
         let (server, mut client) = tcp_pair().await;
         let queue = Arc::new(SendfileQueue::default());
         let body_queue = Arc::clone(&queue);
         let service = hyper::service::service_fn(move |_req| {
-            let body = whole_body(&file, content_len as u64, &body_queue);
+            let mut body = whole_body(&file, content_len as u64, &body_queue);
+            body.takeover = takeover;
             async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .writev(writev)
             .serve_connection(TokioIo::new(FileSink::new(server, queue)), service);
         let served = tokio::spawn(conn);
-        client
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        client.write_all(request).await.unwrap();
         let mut received = Vec::new();
         // A reset is also an ending; whatever arrived before it is in `received`.
         let _ = client.read_to_end(&mut received).await;
-        let _ = served.await;
-        (received, content)
+        let served = served.await.unwrap();
+        (received, content, served)
     }
 
     #[tokio::test]
@@ -845,6 +1081,7 @@ mod tests {
             done: 0,
             more: false,
             bounce: false,
+            takeover: false,
         });
         (FileSink::new(server, queue), client)
     }
@@ -948,6 +1185,7 @@ mod tests {
                     done: 0,
                     more,
                     bounce: false,
+                    takeover: false,
                 });
             }
             let frame = &marker()[..1000];
@@ -993,6 +1231,246 @@ mod tests {
         file.set_len(len).unwrap();
         std::fs::remove_file(&path).unwrap();
         file
+    }
+
+    /// A FileSink whose queue holds `frames` takeover ranges of one file,
+    /// each one placeholder frame of [`MARKER_LEN`], as a large unpaced body
+    /// queues them.
+    async fn sink_with_takeover(frames: usize) -> (FileSink, TcpStream, Vec<u8>) {
+        let (file, content) = nonzero_file("takeover", frames * MARKER_LEN);
+        let (server, client) = tcp_pair().await;
+        let queue = Arc::new(SendfileQueue::default());
+        for i in 0..frames {
+            queue.ranges().unwrap().push_back(QueuedRange {
+                file: Arc::clone(&file),
+                offset: (i * MARKER_LEN) as u64,
+                len: MARKER_LEN,
+                done: 0,
+                more: i + 1 < frames,
+                bounce: false,
+                takeover: true,
+            });
+        }
+        (FileSink::new(server, queue), client, content)
+    }
+
+    /// Polls once, without waiting.
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    async fn poll_once<R>(mut f: impl FnMut(&mut Context<'_>) -> Poll<R>) -> Poll<R> {
+        std::future::poll_fn(|cx| Poll::Ready(f(cx))).await
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn taken_over_frames_are_written_at_once_and_owed_as_one_range() {
+        // 24 MiB: far more than loopback's socket buffers take, so most is owed.
+        let (mut sink, mut client, content) = sink_with_takeover(24).await;
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 25165824\r\n\r\n";
+        assert_eq!(
+            sink.write_vectored(&[IoSlice::new(head)]).await.unwrap(),
+            head.len()
+        );
+        for _ in 0..24 {
+            let frame = &marker()[..MARKER_LEN];
+            let n =
+                poll_once(|cx| Pin::new(&mut sink).poll_write_vectored(cx, &[IoSlice::new(frame)]))
+                    .await;
+            assert!(
+                matches!(n, Poll::Ready(Ok(MARKER_LEN))),
+                "a whole frame accepted at once"
+            );
+        }
+        assert!(sink.queue.ranges().unwrap().is_empty());
+        assert!(sink.owes());
+        // hyper's flush after the body: not a copied placeholder, nothing refused.
+        assert!(matches!(
+            poll_once(|cx| Pin::new(&mut sink).poll_flush(cx)).await,
+            Poll::Ready(Ok(()))
+        ));
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; head.len() + content.len()];
+            client.read_exact(&mut got).await.unwrap();
+            (got, content)
+        });
+        assert!(crate::owed::send(&mut sink).await.unwrap().is_some());
+        assert!(!sink.owes());
+        assert!(
+            !corked(&sink),
+            "the tail is uncorked once owed bytes are sent"
+        );
+        let (got, content) = reader.await.unwrap();
+        assert_eq!(&got[..head.len()], head);
+        assert!(
+            got[head.len()..] == content[..],
+            "file bytes in order, no zeros"
+        );
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn an_ordinary_write_waits_behind_owed_bytes() {
+        let (mut sink, mut client, content) = sink_with_takeover(24).await;
+        for _ in 0..24 {
+            let n = sink
+                .write_vectored(&[IoSlice::new(&marker()[..MARKER_LEN])])
+                .await
+                .unwrap();
+            assert_eq!(n, MARKER_LEN);
+        }
+        assert!(sink.owes());
+        // A pipelined response's head cannot go out before the file bytes.
+        let next = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let polled =
+            poll_once(|cx| Pin::new(&mut sink).poll_write_vectored(cx, &[IoSlice::new(next)]))
+                .await;
+        assert!(polled.is_pending());
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; content.len() + next.len()];
+            client.read_exact(&mut got).await.unwrap();
+            (got, content)
+        });
+        assert_eq!(
+            sink.write_vectored(&[IoSlice::new(next)]).await.unwrap(),
+            next.len()
+        );
+        let (got, content) = reader.await.unwrap();
+        assert!(got[..content.len()] == content[..]);
+        assert_eq!(&got[content.len()..], next);
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn a_write_behind_owed_bytes_that_flow_is_not_timed_out() {
+        // The pipelined head waits far longer than the write timeout, but owed
+        // bytes keep going out meanwhile: progress, so no timeout.
+        use crate::write_timeout::WriteTimeout;
+        let (mut sink, mut client, content) = sink_with_takeover(24).await;
+        for _ in 0..24 {
+            let n = sink
+                .write_vectored(&[IoSlice::new(&marker()[..MARKER_LEN])])
+                .await
+                .unwrap();
+            assert_eq!(n, MARKER_LEN);
+        }
+        let limit = std::time::Duration::from_millis(300);
+        let mut guarded = WriteTimeout::new(sink, limit);
+        let next = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let reader = tokio::spawn(async move {
+            // ~24 MiB at 64 KiB per 5 ms: about two seconds, many limits.
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while got.len() < content.len() + next.len() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            (got, content)
+        });
+        let started = std::time::Instant::now();
+        guarded.write_all(next).await.unwrap();
+        assert!(
+            started.elapsed() > limit,
+            "the head really waited behind the file"
+        );
+        let (got, content) = reader.await.unwrap();
+        assert!(got[..content.len()] == content[..]);
+        assert_eq!(&got[content.len()..], next);
+    }
+
+    #[tokio::test]
+    async fn a_copied_placeholder_of_a_takeover_range_is_still_refused() {
+        let (mut sink, _client, _) = sink_with_takeover(1).await;
+        let copy = marker()[..10].to_vec();
+        assert_eq!(
+            sink.write_vectored(&[IoSlice::new(&copy)]).await.unwrap(),
+            10
+        );
+        assert!(
+            !sink.owes(),
+            "a copy is not a placeholder: nothing taken over"
+        );
+        let err = sink.flush().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn a_file_that_shrinks_while_owed_fails_the_send() {
+        let len = 4 * MARKER_LEN;
+        let path =
+            std::env::temp_dir().join(format!("bustapi-sendfile-{}-shrinks", std::process::id()));
+        std::fs::write(&path, vec![1u8; len]).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let (server, mut client) = tcp_pair().await;
+        let queue = Arc::new(SendfileQueue::default());
+        let mut sink = FileSink::new(server, Arc::clone(&queue));
+        // The socket full of other bytes first, so that nothing of the file is
+        // in flight when it shrinks (bytes the kernel already holds by
+        // reference to the page cache are beyond any server's control).
+        let filler = vec![2u8; 1 << 16];
+        let mut filled = 0;
+        while let Poll::Ready(n) = poll_once(|cx| Pin::new(&mut sink).poll_write(cx, &filler)).await
+        {
+            filled += n.unwrap();
+        }
+        for i in 0..4 {
+            queue.ranges().unwrap().push_back(QueuedRange {
+                file: Arc::clone(&file),
+                offset: (i * MARKER_LEN) as u64,
+                len: MARKER_LEN,
+                done: 0,
+                more: i < 3,
+                bounce: false,
+                takeover: true,
+            });
+            let n = sink
+                .write_vectored(&[IoSlice::new(&marker()[..MARKER_LEN])])
+                .await
+                .unwrap();
+            assert_eq!(n, MARKER_LEN);
+        }
+        assert!(sink.owes());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got).await;
+            got
+        });
+        let err = crate::owed::send(&mut sink).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        drop(sink);
+        let got = reader.await.unwrap();
+        assert_eq!(
+            got.len(),
+            filled + 4096,
+            "what the file still had, then a cut"
+        );
+        assert!(!got.contains(&0), "never zeros");
+    }
+
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    #[tokio::test]
+    async fn hyper_finishes_a_taken_over_body_and_the_owed_bytes_follow() {
+        // Plain hyper over the sink (no idle phases): owed bytes flow while
+        // hyper reads for the next request, and its shutdown waits for them.
+        let len = 20 * MARKER_LEN + 12345;
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let (mut received, content, served) = hyper_exchange(true, true, len, request).await;
+        served.unwrap();
+        for _ in 0..2 {
+            let split = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+            assert!(received[split..split + len] == content[..]);
+            received.drain(..split + len);
+        }
+        assert!(received.is_empty());
     }
 
     #[test]

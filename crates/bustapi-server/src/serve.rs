@@ -263,7 +263,7 @@ impl Lean {
         stop: watch::Receiver<bool>,
         fresh: Option<Http2Route>,
     ) where
-        T: idle::Socket + AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: idle::Socket + crate::owed::Owing + AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let service = service(
             Arc::clone(&self.engine),

@@ -6,8 +6,10 @@
 //! buffers forever. Here a write that stays blocked past the limit becomes a
 //! `TimedOut` error, hyper drops the connection, and the file is released.
 //! Any byte accepted by the kernel restarts the clock, so slow but live
-//! clients are never cut.
+//! clients are never cut: that includes file bytes a connection owes (owed.rs),
+//! whether sent in their own loop or while a write waits behind them.
 
+use crate::owed::Owing;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -38,6 +40,18 @@ impl<T> WriteTimeout<T> {
 
     pub fn get_ref(&self) -> &T {
         &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Frees the timer while no write is blocked (owed bytes going out with
+    /// their own timer in owed.rs).
+    pub fn shed_timer(&mut self) {
+        if !self.armed {
+            self.deadline = None;
+        }
     }
 
     /// The inner IO, the timer dropped (a connection going idle).
@@ -74,6 +88,37 @@ impl<T> WriteTimeout<T> {
     }
 }
 
+impl<T: Owing> WriteTimeout<T> {
+    /// The inner write is pending: as [`Self::blocked`], but owed bytes sent
+    /// meanwhile are progress that restarts the clock.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if self.inner.take_progress() {
+            self.armed = false;
+        }
+        self.blocked(cx)
+    }
+}
+
+/// Owed bytes are sent by owed.rs, which applies this limit with a timer of
+/// its own (inline in the connection's task, where this one is boxed).
+impl<T: Owing> Owing for WriteTimeout<T> {
+    fn owes(&self) -> bool {
+        self.inner.owes()
+    }
+
+    fn poll_send_owed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        self.inner.poll_send_owed(cx)
+    }
+
+    fn take_progress(&mut self) -> bool {
+        self.inner.take_progress()
+    }
+
+    fn write_limit(&self) -> Option<Duration> {
+        Some(self.limit)
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -84,7 +129,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
+impl<T: AsyncWrite + Owing + Unpin> AsyncWrite for WriteTimeout<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -92,7 +137,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => this.blocked(cx).map(Err),
+            Poll::Pending => this.stalled(cx).map(Err),
             ready => this.progressed(ready),
         }
     }
@@ -104,7 +149,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.blocked(cx).map(Err),
+            Poll::Pending => this.stalled(cx).map(Err),
             ready => this.progressed(ready),
         }
     }
@@ -116,7 +161,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => this.blocked(cx).map(Err),
+            Poll::Pending => this.stalled(cx).map(Err),
             ready => this.progressed(ready),
         }
     }
@@ -130,6 +175,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    impl Owing for tokio::io::DuplexStream {}
 
     #[tokio::test]
     async fn a_write_nobody_reads_times_out() {
