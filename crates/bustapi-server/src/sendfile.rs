@@ -1254,6 +1254,18 @@ mod tests {
         (FileSink::new(server, queue), client, content)
     }
 
+    /// Writes `frames` whole placeholder frames, as hyper would, each accepted at once.
+    #[cfg(all(target_os = "linux", feature = "sendfile"))]
+    async fn owe_all_frames(sink: &mut FileSink, frames: usize) {
+        for _ in 0..frames {
+            let n = sink
+                .write_vectored(&[IoSlice::new(&marker()[..MARKER_LEN])])
+                .await
+                .unwrap();
+            assert_eq!(n, MARKER_LEN);
+        }
+    }
+
     /// Polls once, without waiting.
     #[cfg(all(target_os = "linux", feature = "sendfile"))]
     async fn poll_once<R>(mut f: impl FnMut(&mut Context<'_>) -> Poll<R>) -> Poll<R> {
@@ -1310,13 +1322,7 @@ mod tests {
     #[tokio::test]
     async fn an_ordinary_write_waits_behind_owed_bytes() {
         let (mut sink, mut client, content) = sink_with_takeover(24).await;
-        for _ in 0..24 {
-            let n = sink
-                .write_vectored(&[IoSlice::new(&marker()[..MARKER_LEN])])
-                .await
-                .unwrap();
-            assert_eq!(n, MARKER_LEN);
-        }
+        owe_all_frames(&mut sink, 24).await;
         assert!(sink.owes());
         // A pipelined response's head cannot go out before the file bytes.
         let next = b"HTTP/1.1 204 No Content\r\n\r\n";
@@ -1345,13 +1351,7 @@ mod tests {
         // bytes keep going out meanwhile: progress, so no timeout.
         use crate::write_timeout::WriteTimeout;
         let (mut sink, mut client, content) = sink_with_takeover(24).await;
-        for _ in 0..24 {
-            let n = sink
-                .write_vectored(&[IoSlice::new(&marker()[..MARKER_LEN])])
-                .await
-                .unwrap();
-            assert_eq!(n, MARKER_LEN);
-        }
+        owe_all_frames(&mut sink, 24).await;
         let limit = std::time::Duration::from_millis(300);
         let mut guarded = WriteTimeout::new(sink, limit);
         let next = b"HTTP/1.1 204 No Content\r\n\r\n";
