@@ -9,17 +9,19 @@
 //!
 //! A view that blocks (sleeps, waits on a socket, a lock or another request)
 //! must not hold up the requests queued behind it. While jobs wait behind
-//! running threads, a single watchdog looks once per tick at those threads'
-//! kernel state: if none of them is running or ready to run — all are blocked
-//! — it wakes one more thread, and a tick later another if that one blocks too.
+//! running threads, a single watchdog ticks: when a job that was queued at the
+//! previous tick is still queued, it looks at the running threads' kernel
+//! state, and if none of them is running or ready to run — all are blocked —
+//! it wakes one more thread (and a tick later another, if that one blocks too).
 //! A thread that is only waiting for the CPU (on a busy machine, or behind the
 //! IO thread on the same core) is not blocked: waking a second one then would
 //! only make the two trade the GIL. Progress alone ("no job taken for a tick")
 //! cannot tell the two apart, and woke threads needlessly on a loaded machine.
 //! The watchdog sleeps while nothing waits, so an idle server has no timer;
-//! under load it costs one wake-up and one look at `/proc` per tick, not per request
-//! (a timer per queued request woke far more often than it saved).
-//!
+//! under load it costs one wake-up per tick, not one per request (a timer per
+//! queued request woke far more often than it saved), and it reads `/proc`
+//! only when the queue stops turning over within a tick.
+
 //! Waiting uses the mutex and `thread::park` alone: no spinning or
 //! `sched_yield` (the channel this replaced yielded the CPU in a loop before
 //! parking, which on a loaded core hands it to whoever else is runnable).
@@ -52,11 +54,21 @@ struct State<J> {
     /// Threads that will look at the queue again before parking: running a
     /// job, or woken and not yet running.
     busy: usize,
+    /// Jobs queued and taken so far: a job queued when `submitted` was `n` is
+    /// still waiting while `taken <= n`.
+    submitted: u64,
+    taken: u64,
     watchdog_ticking: bool,
     closed: bool,
 }
 
 impl<J> State<J> {
+    fn take(&mut self) -> Option<J> {
+        let job = self.queue.pop_front()?;
+        self.taken += 1;
+        Some(job)
+    }
+
     /// Wakes the thread that parked last, if any is parked.
     fn wake_one(&mut self) {
         if let Some((id, thread)) = self.parked.pop() {
@@ -78,6 +90,8 @@ impl<J> Pool<J> {
                 is_parked: vec![false; threads],
                 // Every worker starts out busy and parks on its first empty look.
                 busy: threads,
+                submitted: 0,
+                taken: 0,
                 watchdog_ticking: false,
                 closed: false,
             }),
@@ -104,6 +118,7 @@ impl<J> Pool<J> {
             return Err(job);
         }
         s.queue.push_back(job);
+        s.submitted += 1;
         if s.busy == 0 {
             s.wake_one();
         } else if !s.watchdog_ticking {
@@ -120,7 +135,7 @@ impl<J> Pool<J> {
     pub fn next(&self, id: usize) -> Option<J> {
         let mut s = self.lock();
         loop {
-            if let Some(job) = s.queue.pop_front() {
+            if let Some(job) = s.take() {
                 return Some(job);
             }
             if s.closed {
@@ -140,16 +155,19 @@ impl<J> Pool<J> {
     /// The next job if one is queued, for a thread that holds the GIL and
     /// would rather keep it than park.
     pub fn try_next(&self) -> Option<J> {
-        self.lock().queue.pop_front()
+        self.lock().take()
     }
 
     /// The watchdog's loop; returns once the pool is closed.
     pub fn watch(&self) {
         let mut running = Vec::with_capacity(self.threads.len());
         let mut s = self.lock();
+        // Jobs queued up to this count were waiting at the previous tick.
+        let mut waiting_before = s.submitted;
         while !s.closed {
             if !s.watchdog_ticking {
                 s = self.watchdog.wait(s).unwrap_or_else(|e| e.into_inner());
+                waiting_before = s.submitted;
                 continue;
             }
             s = self
@@ -159,6 +177,13 @@ impl<J> Pool<J> {
                 .0;
             if s.queue.is_empty() {
                 s.watchdog_ticking = false;
+                continue;
+            }
+            let turned_over = s.taken >= waiting_before;
+            waiting_before = s.submitted;
+            if turned_over {
+                // Everything that waited a tick ago has been taken since: the
+                // running threads keep up, whatever their state.
                 continue;
             }
             running.clear();
