@@ -150,3 +150,34 @@ def test_a_burst_of_requests_is_served_while_a_view_blocks(serve: Callable[..., 
     t.join(60)
     assert answers == {n: str(n).encode() for n in range(20)}
     assert blocked["r"].status == 200 and blocked["r"].body == b"released"
+
+
+def test_a_long_computation_does_not_hold_up_other_views(serve: Callable[..., Any]) -> None:
+    """A view that computes (never blocks, holds the GIL but for Python's switch
+    interval) until another request has been answered: that request must not wait
+    for the whole computation, as it would not under Flask's threads."""
+    app = BustAPI(static_folder=None)
+    started, answered = threading.Event(), threading.Event()
+
+    @app.route("/compute")
+    def compute() -> str:
+        started.set()
+        until = time.monotonic() + 20
+        n = 0
+        while not answered.is_set() and time.monotonic() < until:
+            n += 1  # pure Python: running, never blocked
+        return "interleaved" if answered.is_set() else "held everything up"
+
+    @app.route("/quick")
+    def quick() -> str:
+        answered.set()
+        return "quick"
+
+    port = serve(app).port
+    result: list[bytes] = []
+    t = threading.Thread(target=lambda: result.append(http_request(port, "GET", "/compute").body))
+    t.start()
+    assert started.wait(20)
+    assert http_request(port, "GET", "/quick").body == b"quick"
+    t.join(60)
+    assert result == [b"interleaved"]

@@ -20,7 +20,10 @@
 //! The watchdog sleeps while nothing waits, so an idle server has no timer;
 //! under load it costs one wake-up per tick, not one per request (a timer per
 //! queued request woke far more often than it saved), and it reads `/proc`
-//! only when the queue stops turning over within a tick.
+//! only when the queue stops turning over within a tick. A view that keeps
+//! running without taking the next job for [`STARVED`] ticks in a row (a long
+//! computation) gets a second thread beside it all the same, so the queued
+//! requests share the GIL with it instead of waiting for it to finish.
 
 //! Waiting uses the mutex and `thread::park` alone: no spinning or
 //! `sched_yield` (the channel this replaced yielded the CPU in a loop before
@@ -35,6 +38,15 @@ use std::time::Duration;
 /// How often the watchdog looks while jobs wait behind running threads: about
 /// the most a request waits behind each view that blocks.
 const TICK: Duration = Duration::from_millis(1);
+
+/// The longest the queue may stand still behind threads that are running, not
+/// blocked, before one more thread is woken anyway. A view that computes for
+/// seconds (a report, a thumbnail in Python) must not hold every other request
+/// for that long: with a second thread waiting for the GIL, Python's switch
+/// interval (5 ms) lets the queued requests through, as threads under Flask
+/// would. Long enough that a draining thread merely preempted for a moment on a
+/// busy machine does not wake others.
+const STARVED: u32 = 20;
 
 pub struct Pool<J> {
     state: Mutex<State<J>>,
@@ -164,6 +176,8 @@ impl<J> Pool<J> {
         let mut s = self.lock();
         // Jobs queued up to this count were waiting at the previous tick.
         let mut waiting_before = s.submitted;
+        // Ticks in a row at which the queue had not turned over.
+        let mut stalled: u32 = 0;
         while !s.closed {
             if !s.watchdog_ticking {
                 s = self.watchdog.wait(s).unwrap_or_else(|e| e.into_inner());
@@ -184,6 +198,15 @@ impl<J> Pool<J> {
             if turned_over {
                 // Everything that waited a tick ago has been taken since: the
                 // running threads keep up, whatever their state.
+                stalled = 0;
+                continue;
+            }
+            stalled += 1;
+            if stalled >= STARVED {
+                // Running, not blocked, but not taking jobs either: a long
+                // computation. Another thread takes turns at the GIL with it.
+                stalled = 0;
+                s.wake_one();
                 continue;
             }
             running.clear();
@@ -290,13 +313,41 @@ mod tests {
                 let _ = ran.send(thread::current().id());
             });
         }
-        // Several watchdog ticks with jobs waiting behind a running thread.
-        thread::sleep(Duration::from_millis(20));
+        // Several watchdog ticks with jobs waiting behind a running thread
+        // (fewer than STARVED).
+        thread::sleep(Duration::from_millis(5));
         release.store(true, Ordering::Release);
         for _ in 0..10 {
             let ran = ran_rx.recv_timeout(Duration::from_secs(30)).unwrap();
             assert_eq!(ran, runner, "a second thread was woken for a running one");
         }
+        pool.close();
+    }
+
+    #[test]
+    fn a_long_computation_does_not_hold_the_queue_for_its_whole_length() {
+        // The first job runs (never blocks) until the second has run: with the
+        // second left queued behind it for good, it would spin to the timeout.
+        let pool = start(2);
+        let second_ran = Arc::new(AtomicBool::new(false));
+        let (done_tx, done_rx) = mpsc::channel();
+        let seen = Arc::clone(&second_ran);
+        submit(&pool, move || {
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while !seen.load(Ordering::Acquire) && std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            let _ = done_tx.send(seen.load(Ordering::Acquire));
+        });
+        thread::sleep(Duration::from_millis(2));
+        let flag = Arc::clone(&second_ran);
+        submit(&pool, move || flag.store(true, Ordering::Release));
+        let done = done_rx.recv_timeout(Duration::from_secs(60));
+        assert_eq!(
+            done,
+            Ok(true),
+            "the queued job waited for the whole computation"
+        );
         pool.close();
     }
 
