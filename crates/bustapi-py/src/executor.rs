@@ -5,15 +5,14 @@
 //! view runs (or sleeps), tokio keeps serving static files and streams.
 //!
 //! A thread that holds the GIL and finds more requests queued runs them before
-//! letting the GIL go: under load this turns one GIL hand-off (two context
-//! switches) per request into one per batch. It only ever takes a request after
-//! finishing its current one, so nothing waits behind a slow view; threads
-//! blocked in `recv` pick up whatever arrives meanwhile.
+//! letting the GIL go, and other threads are woken only when no thread is
+//! draining the queue or a view blocks (see `view_pool`).
 
 use crate::convert::{to_view_response, view_error};
 use crate::request::RequestData;
+use crate::view_pool::Pool;
 use bustapi_server::{Converter, Dispatcher, Target, ViewFuture, ViewRequest, ViewResponse};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use http::StatusCode;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -55,9 +54,10 @@ impl ViewJob {
 #[derive(Clone)]
 pub struct InlineJobs(pub Sender<ViewJob>);
 
-/// Runs views on the pool. Dropping it closes the queue and the threads exit.
+/// Runs views on the pool. Dropping it closes the queue: the threads run what
+/// is queued and exit.
 pub struct PyDispatcher {
-    queue: Sender<ViewJob>,
+    pool: Arc<Pool<ViewJob>>,
     error_codes: HashSet<u16>,
 }
 
@@ -68,35 +68,73 @@ impl PyDispatcher {
         threads: usize,
         error_codes: HashSet<u16>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = crossbeam_channel::unbounded::<ViewJob>();
+        let threads = threads.max(1);
+        let pool = Arc::new(Pool::new(threads));
+        // Built first so that a failed spawn closes the pool (and the threads
+        // already started exit) when it is dropped.
+        let dispatcher = PyDispatcher {
+            pool: Arc::clone(&pool),
+            error_codes,
+        };
         let dispatch = Arc::new(dispatch);
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
+        for id in 0..threads {
+            let pool = Arc::clone(&pool);
             let dispatch = Arc::clone(&dispatch);
             std::thread::Builder::new()
-                .name(format!("bustapi-view-{i}"))
-                .spawn(move || worker(&rx, &dispatch))?;
+                .name(format!("bustapi-view-{id}"))
+                .spawn(move || worker(&pool, id, &dispatch))?;
         }
-        Ok(PyDispatcher {
-            queue: tx,
-            error_codes,
-        })
+        std::thread::Builder::new()
+            .name("bustapi-view-watchdog".into())
+            .spawn(move || pool.watch())?;
+        Ok(dispatcher)
     }
 }
 
-fn worker(rx: &Receiver<ViewJob>, dispatch: &Py<PyAny>) {
-    // Blocks without the GIL until there is work.
-    while let Ok(first) = rx.recv() {
-        Python::attach(|py| {
+impl Drop for PyDispatcher {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
+}
+
+fn worker(pool: &Pool<ViewJob>, id: usize, dispatch: &Py<PyAny>) {
+    // Attached once for the thread's life: attaching per batch made (and
+    // freed) a Python thread state each time, with an mmap of its frame stack.
+    // The thread lets the GIL go while it parks, and keeps it while there is
+    // more work.
+    pool.register(id);
+    batch_scheduling();
+    Python::attach(|py| {
+        while let Some(first) = py.detach(|| pool.next(id)) {
             let mut job = first;
             loop {
                 job.answer(py, dispatch);
-                match rx.try_recv() {
-                    Ok(next) => job = next,
-                    Err(_) => break,
+                match pool.try_next() {
+                    Some(next) => job = next,
+                    None => break,
                 }
             }
-        });
+        }
+    });
+}
+
+/// Marks the calling thread as throughput work for the kernel (`SCHED_BATCH`:
+/// same share of the CPU, but its wake-ups do not preempt the running thread).
+/// When the IO thread queues a request and wakes a view thread on the same
+/// core, the IO thread then goes on reading the other ready connections
+/// instead of being switched out after each one, and the view thread drains the
+/// whole batch when it gets the core: one switch each way per batch, not per
+/// request. On another, idle core the view thread starts at once as before.
+/// Threads and processes a view starts get the default policy back
+/// (`SCHED_RESET_ON_FORK`).
+fn batch_scheduling() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        let policy = libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK;
+        // SAFETY: plain syscall on the calling thread with a valid parameter.
+        // Failure (a sandbox forbidding it) only leaves the default policy.
+        unsafe { libc::sched_setscheduler(0, policy, &param) };
     }
 }
 
@@ -144,11 +182,13 @@ fn run_view(py: Python<'_>, dispatch: &Py<PyAny>, request: &ViewRequest) -> View
 impl Dispatcher for PyDispatcher {
     fn dispatch(&self, request: ViewRequest) -> ViewFuture {
         let (reply, answer) = oneshot::channel();
-        // Chosen by reference: no sender is cloned (an atomic on a shared counter)
-        // per request.
+        // Only the test client's requests carry a queue of their own.
         let inline = request.extensions.get::<InlineJobs>().map(|i| i.0.clone());
-        let queue = inline.as_ref().unwrap_or(&self.queue);
-        let queued = queue.send(ViewJob { request, reply }).is_ok();
+        let job = ViewJob { request, reply };
+        let queued = match inline {
+            Some(inline) => inline.send(job).is_ok(),
+            None => self.pool.submit(job).is_ok(),
+        };
         Box::pin(async move {
             if !queued {
                 return view_error(StatusCode::SERVICE_UNAVAILABLE);

@@ -12,6 +12,8 @@ mod file_spec;
 mod request;
 mod signing;
 mod stream;
+mod thread_state;
+mod view_pool;
 
 use pyo3::prelude::*;
 
