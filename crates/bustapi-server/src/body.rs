@@ -27,6 +27,8 @@ pub struct StreamBody {
     source: Box<dyn ChunkSource>,
     pending: Option<ChunkFuture>,
     done: bool,
+    /// The producer failed: reported at the next poll, not this one (below).
+    failed: Option<io::Error>,
 }
 
 impl StreamBody {
@@ -35,6 +37,7 @@ impl StreamBody {
             source,
             pending: None,
             done: false,
+            failed: None,
         }
     }
 
@@ -43,6 +46,10 @@ impl StreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         loop {
+            if let Some(e) = self.failed.take() {
+                self.done = true;
+                return Poll::Ready(Some(Err(e)));
+            }
             if self.done {
                 return Poll::Ready(None);
             }
@@ -53,9 +60,17 @@ impl StreamBody {
                 Some(Ok(chunk)) if chunk.is_empty() => continue, // an empty frame would end chunked encoding
                 Some(Ok(chunk)) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
                 Some(Err(e)) => {
-                    self.done = true;
+                    // Not `done` yet: a body that says it has ended would get
+                    // the clean end of a chunked stream written for it.
                     tracing::warn!("streamed response aborted: {e}");
-                    return Poll::Ready(Some(Err(e)));
+                    // hyper aborts the connection on a body error without
+                    // writing what it still buffers: the chunks produced before
+                    // the failure would be lost, depending on timing. Pending
+                    // once (woken at once) lets it flush them first; the client
+                    // still sees the stream cut, never a clean end.
+                    self.failed = Some(e);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 None => {
                     self.done = true;
@@ -120,5 +135,56 @@ impl http_body::Body for Body {
             Body::Stream(_) => SizeHint::default(),
             Body::Sendfile(s) => s.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    /// Yields its items in order, each ready at once.
+    struct Items(VecDeque<io::Result<Bytes>>);
+
+    impl ChunkSource for Items {
+        fn next_chunk(&mut self) -> ChunkFuture {
+            let next = self.0.pop_front();
+            Box::pin(async move { next })
+        }
+    }
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_failed_stream_yields_once_before_its_error_and_never_ends_cleanly() {
+        let mut body = Body::Stream(StreamBody::new(Box::new(Items(VecDeque::from([
+            Ok(Bytes::from_static(b"first\n")),
+            Err(io::Error::other("generator failed")),
+        ])))));
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        let mut poll = || Pin::new(&mut body).poll_frame(&mut cx);
+        let Poll::Ready(Some(Ok(frame))) = poll() else {
+            panic!("the first chunk")
+        };
+        assert_eq!(frame.into_data().unwrap(), &b"first\n"[..]);
+        // The connection gets a turn to write that chunk before the error.
+        assert!(poll().is_pending());
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "woken to poll again");
+        assert!(!body.is_end_stream(), "a failed stream must not look ended");
+        let mut poll = || Pin::new(&mut body).poll_frame(&mut cx);
+        assert!(matches!(poll(), Poll::Ready(Some(Err(_)))));
+        assert!(matches!(poll(), Poll::Ready(None)));
     }
 }
