@@ -20,10 +20,10 @@
 //! The watchdog sleeps while nothing waits, so an idle server has no timer;
 //! under load it costs one wake-up per tick, not one per request (a timer per
 //! queued request woke far more often than it saved), and it reads `/proc`
-//! only when the queue stops turning over within a tick. A view that keeps
-//! running without taking the next job for [`STARVED`] ticks in a row (a long
-//! computation) gets a second thread beside it all the same, so the queued
-//! requests share the GIL with it instead of waiting for it to finish.
+//! only when the queue stops turning over within a tick. When the running
+//! threads take no job at all for [`STARVED`] ticks in a row (a long
+//! computation), a second thread is woken all the same, so the queued requests
+//! share the GIL with it instead of waiting for it to finish.
 
 //! Waiting uses the mutex and `thread::park` alone: no spinning or
 //! `sched_yield` (the channel this replaced yielded the CPU in a loop before
@@ -39,8 +39,8 @@ use std::time::Duration;
 /// the most a request waits behind each view that blocks.
 const TICK: Duration = Duration::from_millis(1);
 
-/// The longest the queue may stand still behind threads that are running, not
-/// blocked, before one more thread is woken anyway. A view that computes for
+/// The longest the running threads may go without taking a single job while
+/// jobs wait (all running, none blocked) before one more thread is woken anyway. A view that computes for
 /// seconds (a report, a thumbnail in Python) must not hold every other request
 /// for that long: with a second thread waiting for the GIL, Python's switch
 /// interval (5 ms) lets the queued requests through, as threads under Flask
@@ -176,12 +176,15 @@ impl<J> Pool<J> {
         let mut s = self.lock();
         // Jobs queued up to this count were waiting at the previous tick.
         let mut waiting_before = s.submitted;
-        // Ticks in a row at which the queue had not turned over.
+        // Ticks in a row in which no job was taken at all, and the count then.
         let mut stalled: u32 = 0;
+        let mut taken_before = s.taken;
         while !s.closed {
             if !s.watchdog_ticking {
                 s = self.watchdog.wait(s).unwrap_or_else(|e| e.into_inner());
                 waiting_before = s.submitted;
+                taken_before = s.taken;
+                stalled = 0;
                 continue;
             }
             s = self
@@ -195,18 +198,26 @@ impl<J> Pool<J> {
             }
             let turned_over = s.taken >= waiting_before;
             waiting_before = s.submitted;
+            // Not "the queue turned over": a deep queue drained by one busy
+            // thread (a slow page under load) takes many ticks and must not
+            // wake rivals for the GIL; a thread stuck in one long computation
+            // takes nothing at all.
+            stalled = if s.taken == taken_before {
+                stalled + 1
+            } else {
+                0
+            };
+            taken_before = s.taken;
+            if stalled >= STARVED {
+                // Running, not blocked, but taking no jobs: a long computation.
+                // Another thread takes turns at the GIL with it.
+                stalled = 0;
+                s.wake_one();
+                continue;
+            }
             if turned_over {
                 // Everything that waited a tick ago has been taken since: the
                 // running threads keep up, whatever their state.
-                stalled = 0;
-                continue;
-            }
-            stalled += 1;
-            if stalled >= STARVED {
-                // Running, not blocked, but not taking jobs either: a long
-                // computation. Another thread takes turns at the GIL with it.
-                stalled = 0;
-                s.wake_one();
                 continue;
             }
             running.clear();
@@ -321,6 +332,36 @@ mod tests {
             let ran = ran_rx.recv_timeout(Duration::from_secs(30)).unwrap();
             assert_eq!(ran, runner, "a second thread was woken for a running one");
         }
+        pool.close();
+    }
+
+    #[test]
+    fn a_deep_queue_drained_by_a_running_thread_wakes_no_rival() {
+        // 200 short jobs (~100 ms in all) queued at once: the queue takes many
+        // ticks to turn over, but jobs are taken every tick, so no thread is
+        // woken to trade the GIL with the one draining it (two at most: the
+        // machine may preempt the drainer for a moment).
+        let pool = start(4);
+        let (ran_tx, ran_rx) = mpsc::channel();
+        for _ in 0..200 {
+            let ran = ran_tx.clone();
+            submit(&pool, move || {
+                let until = std::time::Instant::now() + Duration::from_micros(500);
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                let _ = ran.send(thread::current().id());
+            });
+        }
+        let mut threads = std::collections::HashSet::new();
+        for _ in 0..200 {
+            threads.insert(ran_rx.recv_timeout(Duration::from_secs(60)).unwrap());
+        }
+        assert!(
+            threads.len() <= 2,
+            "{} threads drained one queue",
+            threads.len()
+        );
         pool.close();
     }
 
