@@ -341,7 +341,7 @@ def report(
                 lines.append(f"| {label[name]} | skipped: open-files limit below {IDLE_CLIENTS} |")
                 continue
             total = f"{r['idle_mib'] / ngx['idle_mib']:.1f}×" if ngx else "n/a"
-            each = f"{r['per_conn_kib'] / ngx['per_conn_kib']:.0f}×" if ngx else "n/a"
+            each = f"{r['per_conn_kib'] / ngx['per_conn_kib']:.1f}×" if ngx else "n/a"
             lines.append(
                 f"| {label[name]} | {r['baseline_mib']:.1f} | {r['idle_mib']:.1f} | {total} | "
                 f"{r['per_conn_kib']:.2f} | {each} | {int(r['held']):,} / {int(r['failed']):,} "
