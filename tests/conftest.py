@@ -8,6 +8,7 @@ import http.client
 import ipaddress
 import json as _json
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -223,6 +224,15 @@ def h2_exchange(
             fields[name] = f"{fields[name]}, {value}" if name in fields else value
         results.append(Result(int(fields.pop(":status")), fields, b"".join(bodies[sid])))
     return results
+
+
+def allow_open_files(n: int) -> None:
+    """Lets this process (and the servers it starts) hold ``n`` sockets and some
+    spare descriptors, or skips the test where the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < n + 200:
+        pytest.skip(f"open-files limit {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
 
 
 def start_server(

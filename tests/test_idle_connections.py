@@ -10,7 +10,6 @@ point of it, the memory, is measured.
 
 from __future__ import annotations
 
-import resource
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any, Callable
 
 import pytest
 from bustapi import BustAPI, request
-from conftest import closed_within, read_response, start_server, stop_process
+from conftest import allow_open_files, closed_within, read_response, start_server, stop_process
 from h2_attack import rss_kib, settled_rss_kib
 
 # Long enough for a connection to be quiet for two whole QUIET periods: idle for sure.
@@ -226,10 +225,7 @@ def test_idle_connections_hold_little_memory(tmp_path: Path) -> None:
     connection this debug build grew by ~26 KiB per connection; with a task per idle
     connection ~2.4 KiB; parked in the lot ~0.25 KiB (bench/notes/lean13.md)."""
     n = 3000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard < n + 200:
-        pytest.skip(f"open-files limit {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
+    allow_open_files(n)
     (tmp_path / "small.txt").write_bytes(b"hello, world\n")
     script = tmp_path / "server.py"
     script.write_text(SERVER)

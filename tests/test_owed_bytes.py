@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import resource
 import signal
 import socket
 import ssl
@@ -28,7 +27,14 @@ from typing import Any, Callable
 
 import pytest
 from bustapi import BustAPI, _core, send_file
-from conftest import assert_same_bytes, closed_within, read_response, start_server, stop_process
+from conftest import (
+    allow_open_files,
+    assert_same_bytes,
+    closed_within,
+    read_response,
+    start_server,
+    stop_process,
+)
 from h2_attack import settled_rss_kib
 
 pytestmark = pytest.mark.skipif(
@@ -269,10 +275,7 @@ def test_slow_readers_hold_little_memory(tmp_path: Path) -> None:
     build held ~18 KiB per reader (bench/notes/idle13.md); with the bodies owed
     it is a few KiB. Every reader keeps getting bytes (none starved)."""
     n = 1000
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard < n + 200:
-        pytest.skip(f"open-files limit {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 200), hard))
+    allow_open_files(n)
     static = tmp_path / "static"
     static.mkdir()
     with open(static / "video.bin", "wb") as f:

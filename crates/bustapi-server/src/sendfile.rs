@@ -155,6 +155,25 @@ fn marker_offset(slice: &[u8]) -> Option<usize> {
 
 /// The error for placeholder bytes that reached a copying path. Logged here,
 /// since the client only sees the connection close.
+/// The queued range a placeholder slice at offset `at`, `len` long, stands
+/// for: it must be the front range, exactly where that range has got to.
+/// Anything else means hyper copied, split or reordered placeholder bytes.
+fn front_in_step(
+    ranges: &mut VecDeque<QueuedRange>,
+    at: usize,
+    len: usize,
+) -> io::Result<&mut QueuedRange> {
+    let queued = ranges
+        .front_mut()
+        .ok_or_else(|| io::Error::other("placeholder frame without a file range"))?;
+    if at != queued.done || queued.done + len > queued.len {
+        return Err(io::Error::other(
+            "placeholder frame out of step with its file range",
+        ));
+    }
+    Ok(queued)
+}
+
 fn copied(why: &str) -> io::Error {
     tracing::error!(
         "sendfile placeholder bytes reached a copying write path ({why}); \
@@ -295,6 +314,19 @@ impl FileSink {
         Ok(self.queue.ranges()?.front().is_some_and(|q| q.bounce))
     }
 
+    /// `n` bytes of the front range went out (or were owed); a finished range
+    /// leaves the queue, and whether its body has more ranges decides the cork.
+    fn advance(&mut self, ranges: &mut VecDeque<QueuedRange>, n: usize) {
+        let Some(queued) = ranges.front_mut() else {
+            return;
+        };
+        queued.done += n;
+        if queued.done == queued.len {
+            self.more = queued.more;
+            ranges.pop_front();
+        }
+    }
+
     /// A response head followed by the placeholder of a bounced range: both go
     /// out in one `writev` (head slices, then the file bytes read into the
     /// thread's bounce buffer), as the copy path would write them, with no
@@ -312,16 +344,7 @@ impl FileSink {
         let at = marker_offset(placeholder).unwrap_or(usize::MAX);
         let queue = Arc::clone(&self.queue);
         let mut ranges = queue.ranges()?;
-        let Some(queued) = ranges.front_mut() else {
-            return Poll::Ready(Err(io::Error::other(
-                "placeholder frame without a file range",
-            )));
-        };
-        if at != queued.done || queued.done + placeholder.len() > queued.len {
-            return Poll::Ready(Err(io::Error::other(
-                "placeholder frame out of step with its file range",
-            )));
-        }
+        let queued = front_in_step(&mut ranges, at, placeholder.len())?;
         let head_len: usize = head.iter().map(|b| b.len()).sum();
         let socket = self.tcp.as_raw_fd();
         let file = queued.file.as_raw_fd();
@@ -336,11 +359,7 @@ impl FileSink {
                 Ok(Some(w)) => {
                     let body = w.saturating_sub(head_len);
                     BOUNCED.fetch_add(body as u64, Ordering::Relaxed);
-                    queued.done += body;
-                    if queued.done == queued.len {
-                        self.more = queued.more;
-                        ranges.pop_front();
-                    }
+                    self.advance(&mut ranges, body);
                     return Poll::Ready(Ok(w));
                 }
                 Ok(None) => return Poll::Ready(Err(shrank(start))),
@@ -358,25 +377,12 @@ impl FileSink {
     ) -> Poll<io::Result<usize>> {
         let queue = Arc::clone(&self.queue);
         let mut ranges = queue.ranges()?;
-        let Some(queued) = ranges.front_mut() else {
-            return Poll::Ready(Err(io::Error::other(
-                "placeholder frame without a file range",
-            )));
-        };
-        if at != queued.done || queued.done + len > queued.len {
-            return Poll::Ready(Err(io::Error::other(
-                "placeholder frame out of step with its file range",
-            )));
-        }
+        let queued = front_in_step(&mut ranges, at, len)?;
         if queued.takeover {
             let start = queued.offset + queued.done as u64;
             // Cloned only for a new owed range: following frames extend it.
             let file = self.owed.is_none().then(|| Arc::clone(&queued.file));
-            queued.done += len;
-            if queued.done == queued.len {
-                self.more = queued.more;
-                ranges.pop_front();
-            }
+            self.advance(&mut ranges, len);
             drop(ranges);
             return self.poll_take_over(cx, file, start, len);
         }
@@ -403,11 +409,7 @@ impl FileSink {
                 Ok(n) => {
                     let counter = if bounce { &BOUNCED } else { &SENT };
                     counter.fetch_add(n as u64, Ordering::Relaxed);
-                    queued.done += n;
-                    if queued.done == queued.len {
-                        self.more = queued.more;
-                        ranges.pop_front();
-                    }
+                    self.advance(&mut ranges, n);
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
