@@ -5,7 +5,8 @@ layer? Each *variant* serves bench/apps/bustapi_app.py (server on CPU 0, wrk on
 CPU 1, one worker), and the variants are measured in interleaved rounds; the
 medians are printed: requests per second, and the server's CPU time per request
 (user + system, all threads, from /proc), which other load on a shared machine
-moves much less than the rate.
+moves much less than the rate, and the context switches of the server's
+threads per request, which it hardly moves at all.
 
     bench/.venv/bin/python bench/ab_dispatch.py                 # current vs bare
     bench/.venv/bin/python bench/ab_dispatch.py old=/tmp/old/bin/python
@@ -76,7 +77,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(python: str, prelude: str, app: str) -> tuple[float, float]:
+def context_switches(pid: int) -> int:
+    """Context switches of all of a process's threads so far (voluntary: it
+    waited; involuntary: it was preempted). Unlike time, a count other load
+    hardly moves: it says how often the server's threads hand the core around."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread exited meanwhile
+            continue
+        for line in status.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
+def measure(python: str, prelude: str, app: str) -> tuple[float, float, float]:
     """``(requests per second, server CPU µs per request)``. On a shared machine the
     first moves with everyone else's load; the second much less: it counts only the
     time the server itself ran."""
@@ -97,14 +114,17 @@ def measure(python: str, prelude: str, app: str) -> tuple[float, float]:
             except OSError:
                 time.sleep(0.1)
         before = cpu_seconds(server.pid)
+        switches = context_switches(server.pid)
         out = subprocess.run(
             ["taskset", "-c", "1", "wrk", "-t", "1", "-c", "64", "-d", str(SECONDS),
              *WRK_ARGS, f"http://127.0.0.1:{PORT}{PATH}"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         cpu = cpu_seconds(server.pid) - before
+        switches = context_switches(server.pid) - switches
         requests = int(out.split(" requests in ")[0].split()[-1])
-        return float(out.split("Requests/sec:")[1].split()[0]), cpu / requests * 1e6
+        rate = float(out.split("Requests/sec:")[1].split()[0])
+        return rate, cpu / requests * 1e6, switches / requests
     finally:
         server.terminate()
         server.wait()
@@ -119,17 +139,22 @@ def main() -> None:
         name, _, spec = arg.partition("=")
         python, _, other_app = spec.partition("@")
         variants[name] = (python, "", other_app or app)
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     for r in range(ROUNDS):
         order = list(variants)[r % len(variants) :] + list(variants)[: r % len(variants)]
         for name in order:
             results[name].append(measure(*variants[name]))
-            rate, cpu = results[name][-1]
-            print(f"round {r + 1}: {name:8} {rate:9,.0f} req/s {cpu:7.2f} CPU µs/req", flush=True)
+            rate, cpu, cs = results[name][-1]
+            print(
+                f"round {r + 1}: {name:8} {rate:9,.0f} req/s {cpu:7.2f} CPU µs/req"
+                f" {cs:6.3f} switches/req",
+                flush=True,
+            )
     for name, runs in results.items():
-        rate = statistics.median(r for r, _ in runs)
-        cpu = statistics.median(c for _, c in runs)
-        print(f"median  {name:8} {rate:9,.0f} req/s {cpu:7.2f} CPU µs/req")
+        rate = statistics.median(r for r, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
+        cs = statistics.median(s for _, _, s in runs)
+        print(f"median  {name:8} {rate:9,.0f} req/s {cpu:7.2f} CPU µs/req {cs:6.3f} switches/req")
 
 
 if __name__ == "__main__":
