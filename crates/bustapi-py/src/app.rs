@@ -4,6 +4,7 @@
 
 use crate::executor::{InlineJobs, PyDispatcher, ViewJob};
 use crate::file_spec::pace;
+use crate::scheduling;
 use crate::signing::PyUrlSigner;
 use bustapi_server::files::Pace;
 use bustapi_server::{
@@ -117,6 +118,9 @@ fn runtime(io_threads: usize) -> PyResult<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(io_threads.max(1))
         .thread_name("bustapi-io")
+        // So that a request or a reply arriving does not preempt the view
+        // thread on a shared core (see `scheduling`).
+        .on_thread_start(scheduling::batch)
         .enable_all()
         .build()
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the IO runtime: {e}")))

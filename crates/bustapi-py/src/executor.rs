@@ -10,6 +10,7 @@
 
 use crate::convert::{to_view_response, view_error};
 use crate::request::RequestData;
+use crate::scheduling;
 use crate::view_pool::Pool;
 use bustapi_server::{Converter, Dispatcher, Target, ViewFuture, ViewRequest, ViewResponse};
 use crossbeam_channel::Sender;
@@ -86,7 +87,11 @@ impl PyDispatcher {
         }
         std::thread::Builder::new()
             .name("bustapi-view-watchdog".into())
-            .spawn(move || pool.watch())?;
+            .spawn(move || {
+                // A watchdog tick must not preempt the view thread it watches.
+                scheduling::batch();
+                pool.watch()
+            })?;
         Ok(dispatcher)
     }
 }
@@ -103,7 +108,7 @@ fn worker(pool: &Pool<ViewJob>, id: usize, dispatch: &Py<PyAny>) {
     // The thread lets the GIL go while it parks, and keeps it while there is
     // more work.
     pool.register(id);
-    batch_scheduling();
+    scheduling::batch();
     Python::attach(|py| {
         while let Some(first) = py.detach(|| pool.next(id)) {
             let mut job = first;
@@ -116,26 +121,6 @@ fn worker(pool: &Pool<ViewJob>, id: usize, dispatch: &Py<PyAny>) {
             }
         }
     });
-}
-
-/// Marks the calling thread as throughput work for the kernel (`SCHED_BATCH`:
-/// same share of the CPU, but its wake-ups do not preempt the running thread).
-/// When the IO thread queues a request and wakes a view thread on the same
-/// core, the IO thread then goes on reading the other ready connections
-/// instead of being switched out after each one, and the view thread drains the
-/// whole batch when it gets the core: one switch each way per batch, not per
-/// request. On another, idle core the view thread starts at once as before.
-/// Threads and processes a view starts get the default policy back
-/// (`SCHED_RESET_ON_FORK`).
-fn batch_scheduling() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        let policy = libc::SCHED_BATCH | libc::SCHED_RESET_ON_FORK;
-        // SAFETY: plain syscall on the calling thread with a valid parameter.
-        // Failure (a sandbox forbidding it) only leaves the default policy.
-        unsafe { libc::sched_setscheduler(0, policy, &param) };
-    }
 }
 
 /// The name the Python side converts a URL parameter's value with (`int`,

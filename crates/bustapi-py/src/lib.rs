@@ -10,6 +10,7 @@ mod convert;
 mod executor;
 mod file_spec;
 mod request;
+mod scheduling;
 mod signing;
 mod stream;
 mod thread_state;
