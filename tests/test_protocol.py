@@ -9,7 +9,7 @@ from typing import Any, Callable
 import big_bodies
 import pytest
 from bustapi import BustAPI
-from conftest import h2_exchange, raw_exchange
+from conftest import h2_exchange, raw_exchange, read_response
 
 
 @pytest.fixture
@@ -93,6 +93,22 @@ def test_body_over_limit_is_413_before_reading(port: int) -> None:
         s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
         head = s.recv(4096)
     assert head.startswith(b"HTTP/1.1 413")
+
+
+def test_a_body_sent_in_full_past_the_limit_still_gets_its_413(port: int) -> None:
+    """A browser posting a file over the limit sends all of it before it reads.
+    The server answers 413 from the head and closes; closing a socket with the
+    client's bytes still unread makes the kernel answer them with a reset, and
+    the client's send fails before it ever reads the 413. The server must let
+    the body drain (and drop it) before closing, as nginx's lingering close does."""
+    size = 16 * 1024 * 1024  # past any socket buffers on loopback
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+        block = b"u" * 65536
+        for _ in range(size // len(block)):
+            s.sendall(block)  # a ConnectionResetError here is the defect
+        r = read_response(s.makefile("rb"), "POST")
+    assert r.status == 413
 
 
 def test_h2c_prior_knowledge(port: int) -> None:

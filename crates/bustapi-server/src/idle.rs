@@ -32,6 +32,7 @@
 //! connection at once).
 
 use crate::framing_watch::Watched;
+use crate::linger;
 use crate::owed::{self, Owing};
 use crate::sendfile::FileSink;
 use crate::write_timeout::WriteTimeout;
@@ -294,8 +295,11 @@ where
             }
             Ended::Closed => {
                 owed::send(&mut io).await?;
-                // What hyper does at the end of a connection it closes.
+                // What hyper does at the end of a connection it closes; then
+                // what the client still sends is let in and dropped, so that
+                // it sees this response rather than a reset.
                 let _ = io.shutdown().await;
+                linger::drain(io.socket(), linger::LINGER, stop).await;
                 return Ok(None);
             }
             Ended::HeadTimeout => return Ok(None),

@@ -40,6 +40,7 @@ pub mod form_data;
 pub mod framing;
 pub mod framing_watch;
 pub mod idle;
+pub mod linger;
 pub mod listing;
 pub mod lot;
 pub mod owed;

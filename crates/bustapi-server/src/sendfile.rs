@@ -956,7 +956,7 @@ impl http_body::Body for SendfileBody {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http_body::Body as _;
     use hyper_util::rt::TokioIo;
@@ -998,7 +998,7 @@ mod tests {
         }
     }
 
-    async fn tcp_pair() -> (TcpStream, TcpStream) {
+    pub(crate) async fn tcp_pair() -> (TcpStream, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
