@@ -256,6 +256,7 @@ async fn open_for_view(
     key: Option<String>,
     pace: Option<Pace>,
 ) -> Result<(Opened, Option<Rate>), Response<Body>> {
+    let forget = key.clone();
     let opened = blocking(move || {
         if let Some(key) = key {
             // The entry is checked by a `stat` of the path as the view named it,
@@ -289,11 +290,16 @@ async fn open_for_view(
         Ok::<_, OpenFailure>((opened, pace.and_then(|p| p.rate(bitrate))))
     })
     .await;
-    match opened {
-        Ok(Ok(o)) => Ok(o),
-        Ok(Err(f)) => Err(failure_response(f)),
-        Err(e) => Err(open_error_response(OpenError::Io(e))),
+    let failed = match opened {
+        Ok(Ok(o)) => return Ok(o),
+        Ok(Err(f)) => failure_response(f),
+        Err(e) => open_error_response(OpenError::Io(e)),
+    };
+    // Nobody is served from an entry whose path no longer opens as it did.
+    if let Some(key) = forget {
+        VIEW_FILES.remove(&key);
     }
+    Err(failed)
 }
 
 /// `Cache-Control` (and `Expires`, for HTTP/1.0 caches) as Werkzeug's `send_file`

@@ -35,7 +35,7 @@ pub struct StaticMount {
 
 /// What a static path turned out to be.
 enum Found {
-    File(CachedFile),
+    File(Arc<CachedFile>),
     /// A directory asked for without its trailing slash.
     AddSlash,
     Listing(String),
@@ -89,7 +89,7 @@ pub async fn serve_static(
                 if auto_rate {
                     entry.average_bitrate = mp4::average_bitrate(&entry.file, meta.len);
                 }
-                Ok(Found::File(entry))
+                Ok(Found::File(Arc::new(entry)))
             })
             .await;
             match entry {
@@ -98,12 +98,19 @@ pub async fn serve_static(
                 }
                 Ok(Ok(Found::Listing(html))) => return listing_response(method, html),
                 Ok(Ok(Found::File(entry))) => {
-                    let entry = Arc::new(entry);
                     mount.cache.insert(raw_rest, Arc::clone(&entry));
                     entry
                 }
-                Ok(Err(f)) => return failure_response(f),
-                Err(e) => return open_error_response(OpenError::Io(e)),
+                // The path no longer resolves as it did (or at all): nobody
+                // is served from the old entry any more.
+                Ok(Err(f)) => {
+                    mount.cache.remove(raw_rest);
+                    return failure_response(f);
+                }
+                Err(e) => {
+                    mount.cache.remove(raw_rest);
+                    return open_error_response(OpenError::Io(e));
+                }
             }
         }
     };
