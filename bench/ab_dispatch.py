@@ -6,7 +6,9 @@ CPU 1, one worker), and the variants are measured in interleaved rounds; the
 medians are printed: requests per second, and the server's CPU time per request
 (user + system, all threads, from /proc), which other load on a shared machine
 moves much less than the rate, and the context switches of the server's
-threads per request, which it hardly moves at all.
+threads per request, which it hardly moves at all. ``AB_THREADS=1`` also prints,
+per thread group and per request, how often it waited, how often it was preempted and
+its CPU time: who hands the core to whom.
 
     bench/.venv/bin/python bench/ab_dispatch.py                 # current vs bare
     bench/.venv/bin/python bench/ab_dispatch.py old=/tmp/old/bin/python
@@ -93,6 +95,36 @@ def context_switches(pid: int) -> int:
     return total
 
 
+def per_thread(pid: int) -> dict[str, list[int]]:
+    """Per thread name (view threads folded into one): voluntary and involuntary
+    context switches and CPU ticks so far."""
+    out: dict[str, list[int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text().splitlines()
+            stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        fields = {k: v.strip() for k, _, v in (line.partition(":") for line in status)}
+        name = fields["Name"].rstrip("0123456789")
+        row = out.setdefault(name, [0, 0, 0])
+        row[0] += int(fields["voluntary_ctxt_switches"])
+        row[1] += int(fields["nonvoluntary_ctxt_switches"])
+        row[2] += int(stat[11]) + int(stat[12])
+    return out
+
+
+def print_threads(before: dict[str, list[int]], after: dict[str, list[int]], n: int) -> None:
+    """Per request, each thread group's waits (it slept), preemptions and CPU µs."""
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    for name, (vol, nonvol, ticks) in sorted(after.items()):
+        v0, n0, t0 = before.get(name, [0, 0, 0])
+        print(
+            f"    {name:22} waits {(vol - v0) / n:6.3f}  preempted {(nonvol - n0) / n:6.3f}"
+            f"  CPU {(ticks - t0) * tick_us / n:7.1f} µs per request"
+        )
+
+
 def measure(python: str, prelude: str, app: str) -> tuple[float, float, float]:
     """``(requests per second, server CPU µs per request)``. On a shared machine the
     first moves with everyone else's load; the second much less: it counts only the
@@ -115,6 +147,7 @@ def measure(python: str, prelude: str, app: str) -> tuple[float, float, float]:
                 time.sleep(0.1)
         before = cpu_seconds(server.pid)
         switches = context_switches(server.pid)
+        threads = per_thread(server.pid)
         out = subprocess.run(
             ["taskset", "-c", "1", "wrk", "-t", "1", "-c", "64", "-d", str(SECONDS),
              *WRK_ARGS, f"http://127.0.0.1:{PORT}{PATH}"],
@@ -123,6 +156,8 @@ def measure(python: str, prelude: str, app: str) -> tuple[float, float, float]:
         cpu = cpu_seconds(server.pid) - before
         switches = context_switches(server.pid) - switches
         requests = int(out.split(" requests in ")[0].split()[-1])
+        if os.environ.get("AB_THREADS"):
+            print_threads(threads, per_thread(server.pid), requests)
         rate = float(out.split("Requests/sec:")[1].split()[0])
         return rate, cpu / requests * 1e6, switches / requests
     finally:
