@@ -79,31 +79,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def context_switches(pid: int) -> int:
-    """Context switches of all of a process's threads so far (voluntary: it
-    waited; involuntary: it was preempted). Unlike time, a count other load
-    hardly moves: it says how often the server's threads hand the core around."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            status = (task / "status").read_text()
-        except OSError:  # the thread exited meanwhile
-            continue
-        for line in status.splitlines():
-            if "ctxt_switches:" in line:
-                total += int(line.split()[1])
-    return total
-
-
 def per_thread(pid: int) -> dict[str, list[int]]:
-    """Per thread name (view threads folded into one): voluntary and involuntary
-    context switches and CPU ticks so far."""
+    """Per thread name (view threads folded into one): voluntary context switches
+    (it waited), involuntary ones (it was preempted) and CPU ticks so far. Unlike
+    time, a switch count is something other load hardly moves: it says how often
+    the server's threads hand the core around."""
     out: dict[str, list[int]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             status = (task / "status").read_text().splitlines()
             stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        except OSError:  # the thread exited meanwhile
             continue
         fields = {k: v.strip() for k, _, v in (line.partition(":") for line in status)}
         name = fields["Name"].rstrip("0123456789")
@@ -125,10 +111,15 @@ def print_threads(before: dict[str, list[int]], after: dict[str, list[int]], n: 
         )
 
 
+def switches(threads: dict[str, list[int]]) -> int:
+    return sum(vol + nonvol for vol, nonvol, _ in threads.values())
+
+
 def measure(python: str, prelude: str, app: str) -> tuple[float, float, float]:
-    """``(requests per second, server CPU µs per request)``. On a shared machine the
-    first moves with everyone else's load; the second much less: it counts only the
-    time the server itself ran."""
+    """``(requests per second, server CPU µs per request, context switches per
+    request)``. On a shared machine the first moves with everyone else's load; the
+    second much less: it counts only the time the server itself ran; the third
+    hardly at all."""
     code = prelude + "\n" + SERVE.format(port=PORT, app=app)
     env = dict(os.environ, BENCH_STATIC=os.environ.get("BENCH_STATIC", "/tmp/bustapi-bench/static"))
     server = subprocess.Popen(
@@ -146,7 +137,6 @@ def measure(python: str, prelude: str, app: str) -> tuple[float, float, float]:
             except OSError:
                 time.sleep(0.1)
         before = cpu_seconds(server.pid)
-        switches = context_switches(server.pid)
         threads = per_thread(server.pid)
         out = subprocess.run(
             ["taskset", "-c", "1", "wrk", "-t", "1", "-c", "64", "-d", str(SECONDS),
@@ -154,12 +144,13 @@ def measure(python: str, prelude: str, app: str) -> tuple[float, float, float]:
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         cpu = cpu_seconds(server.pid) - before
-        switches = context_switches(server.pid) - switches
+        threads_after = per_thread(server.pid)
         requests = int(out.split(" requests in ")[0].split()[-1])
         if os.environ.get("AB_THREADS"):
-            print_threads(threads, per_thread(server.pid), requests)
+            print_threads(threads, threads_after, requests)
         rate = float(out.split("Requests/sec:")[1].split()[0])
-        return rate, cpu / requests * 1e6, switches / requests
+        switched = switches(threads_after) - switches(threads)
+        return rate, cpu / requests * 1e6, switched / requests
     finally:
         server.terminate()
         server.wait()
