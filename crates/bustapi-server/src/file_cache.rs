@@ -122,17 +122,22 @@ impl FileCache {
     /// Once the entry's resolution is older than [`RESOLVE_TTL`], only the first
     /// request gets `None`; those that arrive while it re-resolves are served
     /// from the entry (still checked by `stat`) for up to another
-    /// `RESOLVE_TTL` from when it began. Otherwise every request in flight for a hot file missed at
-    /// once, each sending a re-resolution to the blocking pool: a burst of 500
-    /// clients grew it to 512 threads (6.5 MiB more resident memory, until the
-    /// threads expired), when the IO thread ran the burst before any of them.
+    /// `RESOLVE_TTL` from when it began. Otherwise every request in flight for
+    /// a hot file missed at once, each sending a re-resolution to the blocking
+    /// pool: `heavy.py`'s bursts of 500 clients grew it to tokio's 512 threads
+    /// (7 MiB more resident memory until they expired), when the IO thread ran a
+    /// burst before any of them.
     pub fn get(&self, key: &str) -> Option<Arc<CachedFile>> {
         let entry = self.inner.lock().ok()?.entries.get(key).cloned()?;
         if entry.resolved_at.elapsed() >= RESOLVE_TTL {
-            if entry.refreshing.set(Instant::now()).is_ok() {
+            let mut first = false;
+            let started = entry.refreshing.get_or_init(|| {
+                first = true;
+                Instant::now()
+            });
+            if first {
                 return None; // this request re-resolves
             }
-            let started = entry.refreshing.get().copied().unwrap_or_else(Instant::now);
             if started.elapsed() >= RESOLVE_TTL {
                 // The re-resolution never came back: start over.
                 self.remove(key);

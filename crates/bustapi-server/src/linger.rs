@@ -90,12 +90,12 @@ mod tests {
             }
         });
         // Only the limit can end this drain: the client neither closes nor stops.
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            drain(&server, Duration::from_millis(300), &mut stop),
-        )
-        .await
-        .expect("the drain ended at its limit");
+        let limit = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), drain(&server, limit, &mut stop))
+            .await
+            .expect("the drain ended at its limit");
+        assert!(started.elapsed() >= limit, "it lingered until the limit");
         drop(server);
         // The feeder stops once the closed socket resets it.
         tokio::time::timeout(Duration::from_secs(10), feeder)
