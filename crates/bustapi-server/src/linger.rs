@@ -11,7 +11,13 @@
 //! keeps sending cannot hold the connection. nginx does the same
 //! (`lingering_close`).
 
+use crate::owed::Owing;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -46,6 +52,109 @@ pub async fn drain(socket: &TcpStream, limit: Duration, stop: &mut watch::Receiv
             () = tokio::time::sleep_until(deadline) => return,
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// A TCP stream that an IO stack owns (TLS above it, then hyper) while the
+/// connection's task keeps a [`Shared::socket`] handle to it.
+///
+/// hyper-util's protocol-detecting server takes its IO by value and drops it
+/// when the connection ends, so the task that spawned it cannot get the socket
+/// back to linger on it. Sharing the stream lets the task drain it after the
+/// stack is gone; the socket closes when the last handle goes.
+pub struct Shared(Arc<TcpStream>);
+
+impl Shared {
+    pub fn new(stream: TcpStream) -> Self {
+        Shared(Arc::new(stream))
+    }
+
+    /// A handle that outlives the IO stack, for [`drain`].
+    pub fn socket(&self) -> Arc<TcpStream> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl Owing for Shared {}
+
+impl AsyncRead for Shared {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            // A readiness can be stale: `try_read` clears it on WouldBlock and
+            // the next poll waits for a fresh one.
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// One write, once the socket takes bytes (a stale readiness is cleared
+    /// by the WouldBlock and waited for again).
+    fn poll_writing(
+        &self,
+        cx: &mut Context<'_>,
+        write: impl Fn(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match write(&self.0) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_writing(cx, |s| s.try_write(buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_writing(cx, |s| s.try_write_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// The write side only, as `TcpStream`'s own: the client's bytes are still
+    /// let in, for the drain.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(half_close(&self.0))
+    }
+}
+
+/// Sends FIN after what was written; reading goes on.
+pub fn half_close(socket: &TcpStream) -> io::Result<()> {
+    match socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write) {
+        // Already reset or shut down by the client: nothing left to send.
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        done => done,
     }
 }
 
@@ -101,6 +210,31 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), feeder)
             .await
             .expect("the client was cut off")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_shared_socket_drains_after_its_io_stack_is_dropped() {
+        let (server, mut client) = tcp_pair().await;
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let mut stack = Shared::new(server);
+        let socket = stack.socket();
+        stack
+            .write_all(b"HTTP/1.1 413 Payload Too Large\r\n\r\n")
+            .await
+            .unwrap();
+        stack.shutdown().await.unwrap();
+        drop(stack); // what hyper-util does with the TLS stream at the end
+        let drained = tokio::spawn(async move { drain(&socket, LINGER, &mut stop).await });
+        let body = vec![b'u'; 16 * 1024 * 1024];
+        client.write_all(&body).await.expect("the body went out");
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, b"HTTP/1.1 413 Payload Too Large\r\n\r\n");
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(2), drained)
+            .await
+            .expect("the drain ended when the client closed")
             .unwrap();
     }
 

@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::framing;
 use crate::framing_watch::{Conflicts, Watched};
 use crate::idle;
+use crate::linger;
 use crate::lot::{Lot, Woken};
 use crate::sendfile::{self, FileSink, SendfileBody, SendfileQueue};
 use crate::trim;
@@ -430,15 +431,24 @@ pub async fn serve(
                 );
                 let builder = Arc::clone(&builder);
                 let watcher = graceful.watcher();
+                let mut stop = stop_lean.subscribe();
                 tokio::spawn(async move {
+                    let stream = linger::Shared::new(stream);
+                    let socket = stream.socket();
                     let io = WriteTimeout::new(stream, write_timeout);
                     let served =
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                             Ok(Ok(stream)) => {
                                 let io = TokioIo::new(Watched::new(stream, max_head, conflicts));
-                                watcher
+                                let served = watcher
                                     .watch(builder.serve_connection(io, service).into_owned())
-                                    .await
+                                    .await;
+                                // As a plain connection does (idle.rs): the client
+                                // sees the last response, not a reset under the
+                                // body it is still sending.
+                                let _ = linger::half_close(&socket);
+                                linger::drain(&socket, linger::LINGER, &mut stop).await;
+                                served
                             }
                             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
                             Err(_) => Err("TLS handshake timed out".into()),
