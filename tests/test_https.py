@@ -35,9 +35,7 @@ def port(tmp_path: Path, cert: tuple[Path, Path], serve: Callable[..., Any]) -> 
     def upload() -> str:
         return "stored"
 
-    return int(
-        serve(app, ssl_context=(str(cert[0]), str(cert[1])), max_body_size=1024).port
-    )
+    return int(serve(app, ssl_context=(str(cert[0]), str(cert[1])), max_body_size=1024).port)
 
 
 def client_context(cert: tuple[Path, Path], alpn: list[str]) -> ssl.SSLContext:
