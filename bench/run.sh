@@ -23,7 +23,8 @@
 #   the feature for; only the servers the selected workloads use are started.
 #
 # Environment (all optional):
-#   BENCH_DURATION   seconds per wrk run (default 5)       BENCH_ROUNDS   rounds (default 3)
+#   BENCH_DURATION   seconds per wrk run (default 5)       BENCH_ROUNDS   rounds (default 5;
+#                    3 for tus_upload.py and heavy.py)
 #   BENCH_WARMUP     warmup seconds per server (default 2)
 #   BENCH_SERVER_CPUS  CPUs the servers are pinned to (default 0)
 #   BENCH_WRK_CPUS     CPUs wrk is pinned to (default 1)
