@@ -73,6 +73,22 @@ impl Shared {
     pub fn socket(&self) -> Arc<TcpStream> {
         Arc::clone(&self.0)
     }
+
+    /// One write, once the socket takes bytes (a stale readiness is cleared
+    /// by the WouldBlock and waited for again).
+    fn poll_writing(
+        &self,
+        cx: &mut Context<'_>,
+        write: impl Fn(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match write(&self.0) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                written => return Poll::Ready(written),
+            }
+        }
+    }
 }
 
 impl Owing for Shared {}
@@ -94,24 +110,6 @@ impl AsyncRead for Shared {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// One write, once the socket takes bytes (a stale readiness is cleared
-    /// by the WouldBlock and waited for again).
-    fn poll_writing(
-        &self,
-        cx: &mut Context<'_>,
-        write: impl Fn(&TcpStream) -> io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.0.poll_write_ready(cx))?;
-            match write(&self.0) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                written => return Poll::Ready(written),
             }
         }
     }

@@ -447,11 +447,15 @@ pub async fn serve(
                                 let served = watcher
                                     .watch(builder.serve_connection(io, service).into_owned())
                                     .await;
-                                // As a plain connection does (idle.rs): the client
-                                // sees the last response, not a reset under the
-                                // body it is still sending.
-                                let _ = linger::half_close(&socket);
-                                linger::drain(&socket, linger::LINGER, &mut stop).await;
+                                // As a plain connection hyper closed does (idle.rs):
+                                // the client sees the last response, not a reset
+                                // under the body it is still sending. Not after an
+                                // error (a head or write timeout, a reset): no
+                                // response is owed to a client that will read it.
+                                if served.is_ok() {
+                                    let _ = linger::half_close(&socket);
+                                    linger::drain(&socket, linger::LINGER, &mut stop).await;
+                                }
                                 served
                             }
                             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
