@@ -6,6 +6,7 @@ much less, and it says where a ratio's ceiling is: a server whose CPU per reques
 half its peer's serves twice its rate on one core. Same servers, apps, pinning and wrk
 as bench.py (server on BENCH_SERVER_CPUS, wrk on BENCH_WRK_CPUS, 64 connections),
 interleaved rounds; CPU is user + system of the server's whole process tree, from /proc.
+System time is mostly the kernel's loopback TCP path, which every server pays alike.
 
     bench/.venv/bin/python bench/cpu_per_request.py
     BENCH_SERVERS=bustapi,granian BENCH_ROUNDS=3 bench/.venv/bin/python bench/cpu_per_request.py
@@ -13,41 +14,26 @@ interleaved rounds; CPU is user + system of the server's whole process tree, fro
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
-from pathlib import Path
+
+from heavy import cpu_times, start_all
 
 import bench as h  # the harness: fixtures, servers, start/stop
 
 PEERS = ("bustapi", "granian", "robyn", "uvicorn")
 
 
-def cpu_seconds(srv: h.Server) -> tuple[float, float]:
-    """User and system CPU time of the server's process tree so far. System time is
-    mostly the kernel's TCP path on loopback, which every server pays alike."""
-    assert srv.proc is not None
-    user = system = 0
-    for pid in h.process_tree(srv.proc.pid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        user, system = user + int(fields[11]), system + int(fields[12])
-    tick = os.sysconf("SC_CLK_TCK")
-    return user / tick, system / tick
-
-
 def measure(srv: h.Server, s: h.Settings) -> tuple[float, float, float]:
     """``(requests per second, user and system CPU µs per request)`` over one wrk run."""
-    before = cpu_seconds(srv)
+    before = cpu_times(srv)
     out = subprocess.run(
         [*f"taskset -c {s.wrk_cpus} wrk -t 1 -c 64 -d {s.duration}".split(), srv.url("/hello")],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    after = cpu_seconds(srv)
+    after = cpu_times(srv)
     requests = int(out.split(" requests in ")[0].split()[-1])
     rate = float(out.split("Requests/sec:")[1].split()[0])
     user, system = ((a - b) / requests * 1e6 for a, b in zip(after, before))
@@ -59,15 +45,10 @@ def main() -> None:
     fx = h.make_fixtures(s.workdir)
     names = s.only_servers or list(PEERS)
     servers = [srv for srv in h.make_servers(s, fx) if srv.name in names]
-    logs = s.workdir / "logs"
-    logs.mkdir(exist_ok=True)
     results: dict[str, list[tuple[float, float, float]]] = {srv.name: [] for srv in servers}
     try:
+        start_all(servers, s, fx)
         for srv in servers:
-            h.start(srv, logs, fx)
-            h.wait_ready(srv)
-            if srv.failure:
-                raise SystemExit(f"{srv.label}: {srv.failure}")
             measure(srv, s)  # warm-up
         for r, order in h.rotations(servers, s.rounds):
             for srv in order:

@@ -23,6 +23,8 @@ default) and always writes it to bench/out/heavy.md.
 
 ``BENCH_SLOW_CLIENTS`` / ``BENCH_IDLE_CLIENTS`` change the 10,000; ``BENCH_SERVERS`` and
 ``BENCH_WORKLOADS`` (``download_2gib``, ``slow_10k``, ``idle_10k`` or ``heavy``) pick subsets.
+``heavy.py raw PORT...`` runs only the raw reader of ``download_2gib`` against servers
+already listening on those ports (an A/B of two builds against nginx, say).
 """
 
 from __future__ import annotations
@@ -94,22 +96,29 @@ def curl_mb_s(srv: h.Server, s: h.Settings) -> float:
 
 
 def raw_mb_s(srv: h.Server, s: h.Settings) -> float:
-    """One GET over a plain socket, the body read with ``recv_into`` a preallocated
-    buffer (no allocation or copy per read), on the client CPUs; timed from sending
-    the request to the last byte, as curl times it."""
+    """One GET of the big file over a plain socket, read on the client CPUs."""
+    speed, _ = raw_read(srv.port, s.wrk_cpus, srv.label)
+    return speed
+
+
+def raw_read(port: int, cpus: str, label: str) -> tuple[float, int]:
+    """``(MB/s, recv calls)`` of one GET of the big file, the body read with
+    ``recv_into`` a preallocated buffer (no allocation or copy per read), on
+    ``cpus``; timed from sending the request to the last byte, as curl times it."""
     buf = bytearray(4 * 1024 * 1024)
     view = memoryview(buf)
     affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, h.cpu_list(s.wrk_cpus))
+    os.sched_setaffinity(0, h.cpu_list(cpus))
+    reads = 0
     try:
-        with socket.create_connection((h.HOST, srv.port), timeout=60) as sock:
+        with socket.create_connection((h.HOST, port), timeout=60) as sock:
             t0 = time.perf_counter()
             sock.sendall(f"GET {BIG} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
             head = b""
             while b"\r\n\r\n" not in head:
                 n = sock.recv_into(view)
                 if n == 0:
-                    raise SystemExit(f"{srv.label}: connection closed in the headers")
+                    raise SystemExit(f"{label}: connection closed in the headers")
                 head += bytes(view[:n])
             head, _, first = head.partition(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -118,19 +127,39 @@ def raw_mb_s(srv: h.Server, s: h.Settings) -> float:
                 if k.strip().lower() == "content-length"
             )  # fmt: skip
             if lines[0].split()[1] != "200" or length != TWO_GIB:
-                raise SystemExit(f"{srv.label}: raw client got {lines[0]!r}, {length} bytes")
+                raise SystemExit(f"{label}: raw client got {lines[0]!r}, {length} bytes")
             got = len(first)
             while got < length:
                 n = sock.recv_into(view)
                 if n == 0:
                     break
                 got += n
+                reads += 1
             elapsed = time.perf_counter() - t0
     finally:
         os.sched_setaffinity(0, affinity)
     if got != length:
-        raise SystemExit(f"{srv.label}: raw client read {got} of {length} bytes")
-    return length / elapsed / 1e6
+        raise SystemExit(f"{label}: raw client read {got} of {length} bytes")
+    return length / elapsed / 1e6, reads
+
+
+def raw_only(ports: list[int], s: h.Settings, static: Path) -> None:
+    """The raw reader alone against servers already running on ``ports`` (two
+    builds of BustAPI and nginx, say), in interleaved rounds from a warm cache.
+
+        bench/.venv/bin/python bench/heavy.py raw 18906 18907 18005
+    """
+    path = big_file(static)
+    speeds: dict[int, list[float]] = {port: [] for port in ports}
+    for r in range(ROUNDS):
+        for port in ports[r % len(ports) :] + ports[: r % len(ports)]:
+            warm(path)
+            speed, reads = raw_read(port, s.wrk_cpus, f":{port}")
+            speeds[port].append(speed)
+            kib = TWO_GIB / max(reads, 1) / 1024
+            print(f"  round {r + 1}/{ROUNDS} :{port} {speed:,.0f} MB/s, {kib:.0f} KiB per read")
+    for port, runs in speeds.items():
+        print(f"median :{port} {statistics.median(runs):,.0f} MB/s")
 
 
 def warm(path: Path) -> None:
@@ -172,16 +201,35 @@ def downloads(
 # --- slow_10k ---------------------------------------------------------------------------
 
 
-def cpu_seconds(srv: h.Server) -> float:
+def cpu_times(srv: h.Server) -> tuple[float, float]:
+    """User and system CPU seconds of the server's whole process tree so far."""
     assert srv.proc is not None
-    total = 0
+    user = system = 0
     for pid in h.process_tree(srv.proc.pid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
         except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
+            continue
+        user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
+
+
+def cpu_seconds(srv: h.Server) -> float:
+    return sum(cpu_times(srv))
+
+
+def start_all(servers: list[h.Server], s: h.Settings, fx: h.Fixtures) -> Path:
+    """Starts each server and waits until it listens; exits if one cannot. Returns
+    the directory of their logs (for restarts)."""
+    logs = s.workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    for srv in servers:
+        h.start(srv, logs, fx)
+        h.wait_ready(srv)
+        if srv.failure:
+            raise SystemExit(f"{srv.label}: {srv.failure}")
+    return logs
 
 
 async def slow_clients(srv: h.Server) -> dict[str, float]:
@@ -375,6 +423,9 @@ def report(
 
 def main() -> int:
     s = h.Settings()
+    if sys.argv[1:2] == ["raw"]:
+        raw_only([int(p) for p in sys.argv[2:]], s, h.make_fixtures(s.workdir).static)
+        return 0
     only = h.selected_workloads(s)
     workloads = [w for w in h.HEAVY_WORKLOADS if only is None or w in only]
     if not workloads:
@@ -387,17 +438,11 @@ def main() -> int:
     wanted = {name for w in workloads for name in SERVERS[w]}
     servers = [srv for srv in h.make_servers(s, fx) if srv.name in wanted]
     by_name = {srv.name: srv for srv in servers}
-    logs = s.workdir / "logs"
-    logs.mkdir(exist_ok=True)
     speeds: dict[str, dict[str, list[float]]] = {}
     slow: dict[str, Optional[dict[str, float]]] = {}
     idle: dict[str, Optional[dict[str, float]]] = {}
     try:
-        for srv in servers:
-            h.start(srv, logs, fx)
-            h.wait_ready(srv)
-            if srv.failure:
-                raise SystemExit(f"{srv.label}: {srv.failure}")
+        logs = start_all(servers, s, fx)
         if "download_2gib" in workloads:
             print("\n[download_2gib] one client, 2 GiB, curl and a raw socket", flush=True)
             picked = [by_name[n] for n in SERVERS["download_2gib"] if n in by_name]

@@ -162,6 +162,17 @@ mod tests {
     use crate::sendfile::tests::tcp_pair;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// What a browser posting a too-large file does: the whole body, then the
+    /// answer. Far more than the socket buffers hold: without the drain, the
+    /// server's close resets the connection and the write fails.
+    async fn send_a_body_then_read(client: &mut TcpStream) -> Vec<u8> {
+        let body = vec![b'u'; 16 * 1024 * 1024];
+        client.write_all(&body).await.expect("the body went out");
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        answer
+    }
+
     #[tokio::test]
     async fn a_body_the_server_never_read_does_not_reset_the_answer() {
         let (mut server, mut client) = tcp_pair().await;
@@ -174,12 +185,7 @@ mod tests {
             server.shutdown().await.unwrap();
             drain(&server, LINGER, &mut stop).await;
         });
-        // Far more than the socket buffers hold: without the drain, the server's
-        // close resets the connection and this write fails.
-        let body = vec![b'u'; 16 * 1024 * 1024];
-        client.write_all(&body).await.expect("the body went out");
-        let mut answer = Vec::new();
-        client.read_to_end(&mut answer).await.unwrap();
+        let answer = send_a_body_then_read(&mut client).await;
         assert!(answer.starts_with(b"HTTP/1.1 413"));
         drop(client);
         served.await.unwrap();
@@ -224,10 +230,7 @@ mod tests {
         stack.shutdown().await.unwrap();
         drop(stack); // what hyper-util does with the TLS stream at the end
         let drained = tokio::spawn(async move { drain(&socket, LINGER, &mut stop).await });
-        let body = vec![b'u'; 16 * 1024 * 1024];
-        client.write_all(&body).await.expect("the body went out");
-        let mut answer = Vec::new();
-        client.read_to_end(&mut answer).await.unwrap();
+        let answer = send_a_body_then_read(&mut client).await;
         assert_eq!(answer, b"HTTP/1.1 413 Payload Too Large\r\n\r\n");
         drop(client);
         tokio::time::timeout(Duration::from_secs(2), drained)
